@@ -1,0 +1,94 @@
+// Package cli holds m365tap's commands: run (the default), version, config,
+// rules. It wires config, logs, rules and proxy together and owns nothing
+// else.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/m365tap/m365tap/config"
+)
+
+// Version is set at build time with -ldflags "-X github.com/m365tap/m365tap/cli.Version=...".
+var Version = "0.1.0-dev"
+
+// exitError carries a specific exit status out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Main runs the command line and returns the process exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(stderr, "m365tap:", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	return 0
+}
+
+func newRoot() *cobra.Command {
+	var cfgFile string
+	root := &cobra.Command{
+		Use:           "m365tap",
+		Short:         "Forward proxy that logs why Microsoft 365 sign-in traffic fails",
+		Long:          "m365tap forwards HTTP and HTTPS (CONNECT) traffic, recognises the required Microsoft 365\nendpoints and the Windows NCSI probes, and logs one JSON event per exchange with its outcome\nand the matching cause from the support article.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&cfgFile, "config", "", "YAML config file (default ./"+config.DefaultFile+" if present)")
+	config.BindFlags(root.PersistentFlags())
+	load := func() (*config.Config, error) {
+		return config.Load(config.LoadOptions{File: cfgFile, Flags: root.PersistentFlags()})
+	}
+	run := &cobra.Command{
+		Use:   "run",
+		Short: "Run the tap (the default command)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			return runTap(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	root.RunE = run.RunE
+	root.Args = cobra.NoArgs
+	root.AddCommand(run, newVersionCmd(), NewConfigCommand(load), NewRulesCommand(rulesEnv(load)))
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "m365tap %s (%s)\n", Version, goVersion())
+		},
+	}
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}

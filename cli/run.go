@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/internal/ruleset"
+	"github.com/m365tap/m365tap/logs"
+	"github.com/m365tap/m365tap/proxy"
+	"github.com/m365tap/m365tap/rules"
+)
+
+// runTap runs the proxy until SIGINT or SIGTERM, then shuts down in order:
+// stop accepting, let exchanges finish within shutdown.grace, close the rest
+// (each logs a shutdown event), flush the logs.
+func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	lg, err := logs.New(logs.Options{
+		Level:      cfg.Log.Level,
+		Stdout:     cfg.Log.Stdout,
+		File:       cfg.Log.File,
+		MaxSizeMB:  cfg.Log.MaxSizeMB,
+		MaxBackups: cfg.Log.MaxBackups,
+		MaxAgeDays: cfg.Log.MaxAgeDays,
+		Compress:   cfg.Log.Compress,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := lg.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	set, err := ruleset.Load(cfg)
+	if err != nil {
+		return err
+	}
+	var current atomic.Pointer[rules.Set]
+	current.Store(set)
+	lang, _ := rules.ParseLanguage(cfg.Log.Language)
+
+	srv := proxy.New(proxy.Options{
+		Parent:                cfg.ParentURL(),
+		Bypass:                cfg.Parent.Bypass,
+		ProbesDirect:          cfg.Probes.Direct,
+		DNSServers:            cfg.DNS.Servers,
+		DNSTimeout:            cfg.DNS.Timeout,
+		Hosts:                 cfg.HostOverrides(),
+		ConnectTimeout:        cfg.Timeouts.Connect,
+		ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader,
+		IdleTimeout:           cfg.Timeouts.Idle,
+		ReadHeaderTimeout:     cfg.Timeouts.ReadHeader,
+		TunnelLinger:          cfg.Timeouts.TunnelLinger,
+		ExpressRoute:          cfg.Network.ExpressRoute,
+		Language:              lang,
+		AllowPorts:            cfg.Access.Ports,
+		Allow:                 cfg.AllowPrefixes(),
+		Rules:                 &current,
+		Log:                   lg.Events,
+		Debug:                 lg.Debug,
+	})
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	parent := ""
+	if u := cfg.ParentURL(); u != nil {
+		parent = u.Host
+	}
+	lg.Events.Info("start",
+		zap.String("version", Version),
+		zap.String("listen", ln.Addr().String()),
+		zap.String("parent", parent),
+		zap.Bool("probes_direct", cfg.Probes.Direct),
+		zap.String("rules_version", set.Version()),
+		zap.String("config", cfg.Source()),
+	)
+	fmt.Fprintf(stderr, "m365tap %s listening on %s\n", Version, ln.Addr())
+
+	go ruleset.Watch(ctx, cfg, &current, lg.Events)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	srv.Shutdown(cfg.Shutdown.Grace)
+	lg.Events.Info("stop", zap.String("listen", ln.Addr().String()))
+	return err
+}

@@ -1,0 +1,181 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Source is the file Load read, or "" when the config came from defaults,
+// the environment and flags only.
+func (c *Config) Source() string {
+	return c.source
+}
+
+// ParentURL is the parent proxy to chain through, or nil for direct routes.
+// parent.url wins; with parent.from_environment it falls back to
+// HTTPS_PROXY, https_proxy, HTTP_PROXY, http_proxy from the environment
+// given to Load. A URL that does not parse also gives nil, which Validate
+// has already reported.
+func (c *Config) ParentURL() *url.URL {
+	raw := c.Parent.URL
+	if raw == "" && c.envProxy != "" {
+		raw = withScheme(c.envProxy)
+	}
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+// ParentSource names where ParentURL came from: "parent.url", the
+// environment variable, or "" when there is no parent. Events and the
+// startup log use it to explain a route the config file does not show.
+func (c *Config) ParentSource() string {
+	switch {
+	case c.Parent.URL != "":
+		return "parent.url"
+	case c.envProxy != "":
+		return c.envProxyVar
+	}
+	return ""
+}
+
+// HostOverrides returns the hosts entries keyed by lower-cased name without
+// a trailing dot, the form a resolver should look up. Malformed entries,
+// which Validate reports, are left out.
+func (c *Config) HostOverrides() map[string]netip.Addr {
+	m := make(map[string]netip.Addr, len(c.Hosts))
+	for _, h := range c.Hosts {
+		if name, addr, ok := parseHost(h); ok {
+			if _, dup := m[name]; !dup {
+				m[name] = addr
+			}
+		}
+	}
+	return m
+}
+
+// AllowPrefixes returns access.allow as masked prefixes, a bare address
+// becoming a /32 or /128. Nil means no list was given, which Validate only
+// permits on a loopback listener: admit loopback clients only.
+func (c *Config) AllowPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, a := range c.Access.Allow {
+		if p, ok := parsePrefix(a); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Redacted returns a deep copy safe to print or log: the parent proxy
+// password, in parent.url or in the proxy variable taken from the
+// environment, reads xxxxx.
+func (c *Config) Redacted() Config {
+	r := *c
+	r.Parent.URL = maskPassword(c.Parent.URL)
+	r.envProxy = maskPassword(c.envProxy)
+	r.Parent.Bypass = slices.Clone(c.Parent.Bypass)
+	r.DNS.Servers = slices.Clone(c.DNS.Servers)
+	r.Hosts = slices.Clone(c.Hosts)
+	r.Access.Allow = slices.Clone(c.Access.Allow)
+	r.Access.Ports = slices.Clone(c.Access.Ports)
+	r.Rules.Files = slices.Clone(c.Rules.Files)
+	r.Rules.User = slices.Clone(c.Rules.User)
+	for i := range r.Rules.User {
+		r.Rules.User[i].URLs = slices.Clone(r.Rules.User[i].URLs)
+	}
+	return r
+}
+
+// YAML renders the effective config with the same keys Load reads, secrets
+// masked, so that the output can be saved and loaded again. Every key is
+// written, defaults included, and durations read as 10s rather than
+// nanoseconds.
+func (c *Config) YAML() ([]byte, error) {
+	r := c.Redacted()
+	doc := toNode(reflect.ValueOf(r))
+	if r.envProxy != "" {
+		// parent.url stays empty, as configured; the comment shows the
+		// parent actually in use and where it came from.
+		parent := mappingValue(doc, "parent")
+		if u := mappingValue(parent, "url"); u != nil {
+			u.LineComment = "from " + r.envProxyVar + ": " + strconv.Quote(r.envProxy)
+		}
+	}
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, fmt.Errorf("config: render YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("config: render YAML: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// toNode builds the YAML tree by hand rather than with yaml tags: the keys
+// must be the mapstructure keys Load reads, in field order, and
+// time.Duration must print as text.
+func toNode(v reflect.Value) *yaml.Node {
+	if v.Type() == durationType {
+		return scalar("!!str", time.Duration(v.Int()).String())
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			n.Content = append(n.Content, scalar("!!str", f.Tag.Get("mapstructure")), toNode(v.Field(i)))
+		}
+		return n
+	case reflect.Slice:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if v.Len() == 0 {
+			// Written as [] so that the key is visibly present and empty.
+			n.Style = yaml.FlowStyle
+		}
+		for i := range v.Len() {
+			n.Content = append(n.Content, toNode(v.Index(i)))
+		}
+		return n
+	case reflect.Bool:
+		return scalar("!!bool", strconv.FormatBool(v.Bool()))
+	case reflect.Int:
+		return scalar("!!int", strconv.FormatInt(v.Int(), 10))
+	}
+	return scalar("!!str", v.String())
+}
+
+func scalar(tag, value string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value}
+}
+
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m == nil {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+// Package config loads m365tap's settings: embedded defaults, then an
+// optional YAML file, then M365TAP_* environment variables, then flags. It is
+// the only package that knows viper; everything else reads the immutable
+// Config it returns.
+package config
+
+import "time"
+
+// Config is the whole effective configuration. Field tags are the YAML keys;
+// Default holds every default in one place.
+type Config struct {
+	// Listen is the proxy's listen address. Anything but loopback needs Access.Allow.
+	Listen string `mapstructure:"listen"`
+	Parent Parent `mapstructure:"parent"`
+	Probes Probes `mapstructure:"probes"`
+	DNS    DNS    `mapstructure:"dns"`
+	// Hosts are NAME=IP overrides consulted before DNS, like /etc/hosts.
+	Hosts    []string `mapstructure:"hosts"`
+	Timeouts Timeouts `mapstructure:"timeouts"`
+	Network  Network  `mapstructure:"network"`
+	Access   Access   `mapstructure:"access"`
+	Rules    Rules    `mapstructure:"rules"`
+	Log      Log      `mapstructure:"log"`
+	Shutdown Shutdown `mapstructure:"shutdown"`
+
+	// source is the file Load read, if any; reported by Source.
+	source string
+	// envProxy and envProxyVar are the parent proxy found in the environment
+	// given to Load (and the variable it came from). Kept here rather than
+	// read again later so that ParentURL answers from the same environment
+	// that was validated.
+	envProxy    string
+	envProxyVar string
+}
+
+// Parent is the corporate (parent) proxy. An empty URL means every route is direct.
+type Parent struct {
+	// URL is http://[user:pass@]host:port. The password is a secret: it is masked
+	// wherever the config is printed.
+	URL string `mapstructure:"url"`
+	// Bypass lists host patterns (exact names or *.suffix) that always go direct.
+	Bypass []string `mapstructure:"bypass"`
+	// FromEnvironment takes the parent from HTTPS_PROXY/HTTP_PROXY when URL is empty.
+	// Off by default: a tap must not silently chain through a proxy it inherited.
+	FromEnvironment bool `mapstructure:"from_environment"`
+}
+
+// Probes controls NCSI probe handling.
+type Probes struct {
+	// Direct sends NCSI probe traffic direct even when a parent is configured.
+	Direct bool `mapstructure:"direct"`
+	// Interval runs the active probe every Interval; 0 disables it.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// DNS configures the tap's own resolver for direct routes.
+type DNS struct {
+	// Servers are host:port of DNS servers; empty means the system resolver.
+	Servers []string      `mapstructure:"servers"`
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Timeouts bound each phase of an exchange.
+type Timeouts struct {
+	Connect        time.Duration `mapstructure:"connect"`
+	ResponseHeader time.Duration `mapstructure:"response_header"`
+	// Idle closes keep-alive client connections idle this long.
+	Idle time.Duration `mapstructure:"idle"`
+	// ReadHeader bounds how long a client may take to send a request head.
+	ReadHeader time.Duration `mapstructure:"read_header"`
+	// TunnelLinger bounds how long a tunnel stays open after one side half-closed.
+	TunnelLinger time.Duration `mapstructure:"tunnel_linger"`
+}
+
+// Network describes the customer's network so causes can be chosen.
+type Network struct {
+	// ExpressRoute: the customer uses Azure ExpressRoute.
+	ExpressRoute bool `mapstructure:"express_route"`
+}
+
+// Access is the tap's own policy.
+type Access struct {
+	// Allow lists client CIDRs; required when Listen is not loopback. Empty
+	// with a loopback listener means loopback clients only.
+	Allow []string `mapstructure:"allow"`
+	// Ports are the destination ports CONNECT may reach.
+	Ports []int `mapstructure:"ports"`
+}
+
+// Rules points at rule sources beyond the embedded catalogue.
+type Rules struct {
+	// Files are YAML user-rule files, reloaded when they change.
+	Files []string `mapstructure:"files"`
+	// Catalogue is the path of an updated endpoint JSON (written by
+	// `m365tap rules update`); empty or missing means the embedded snapshot.
+	Catalogue string `mapstructure:"catalogue"`
+	// User rules given inline.
+	User []UserRule `mapstructure:"user"`
+}
+
+// UserRule is one user-defined endpoint or probe rule. Field meanings follow
+// the official endpoint JSON.
+type UserRule struct {
+	ID           string   `mapstructure:"id" yaml:"id" json:"id"`
+	ServiceArea  string   `mapstructure:"service_area" yaml:"service_area" json:"service_area"`
+	URLs         []string `mapstructure:"urls" yaml:"urls" json:"urls"`
+	TCPPorts     string   `mapstructure:"tcp_ports" yaml:"tcp_ports" json:"tcp_ports"`
+	Required     bool     `mapstructure:"required" yaml:"required" json:"required"`
+	ExpressRoute bool     `mapstructure:"express_route" yaml:"express_route" json:"express_route"`
+	Category     string   `mapstructure:"category" yaml:"category" json:"category"`
+	Notes        string   `mapstructure:"notes" yaml:"notes" json:"notes"`
+	// Probe turns the rule into an NCSI-style probe: a GET of ProbePath must
+	// answer 200 with a body containing ProbeContent.
+	Probe        bool   `mapstructure:"probe" yaml:"probe" json:"probe"`
+	ProbePath    string `mapstructure:"probe_path" yaml:"probe_path" json:"probe_path"`
+	ProbeContent string `mapstructure:"probe_content" yaml:"probe_content" json:"probe_content"`
+}
+
+// Log configures the event stream.
+type Log struct {
+	// Level is the minimum level written: debug, info, warn, error.
+	Level string `mapstructure:"level"`
+	// Format of the event lines: json.
+	Format string `mapstructure:"format"`
+	// Stdout writes events to standard output.
+	Stdout bool `mapstructure:"stdout"`
+	// File, when set, also writes events to this rotating file.
+	File       string `mapstructure:"file"`
+	MaxSizeMB  int    `mapstructure:"max_size_mb"`
+	MaxBackups int    `mapstructure:"max_backups"`
+	MaxAgeDays int    `mapstructure:"max_age_days"`
+	Compress   bool   `mapstructure:"compress"`
+	// Language of cause titles and remedies: en or ja.
+	Language string `mapstructure:"language"`
+}
+
+// Shutdown bounds the graceful stop.
+type Shutdown struct {
+	// Grace is how long in-flight exchanges may finish after a stop signal.
+	Grace time.Duration `mapstructure:"grace"`
+}
+
+// Default returns the embedded defaults: running with no file uses exactly these.
+func Default() Config {
+	return Config{
+		Listen: "127.0.0.1:8080",
+		DNS:    DNS{Timeout: 5 * time.Second},
+		Timeouts: Timeouts{
+			Connect:        10 * time.Second,
+			ResponseHeader: 30 * time.Second,
+			Idle:           90 * time.Second,
+			ReadHeader:     10 * time.Second,
+			TunnelLinger:   30 * time.Second,
+		},
+		Access: Access{Ports: []int{80, 443}},
+		Log: Log{
+			Level:      "info",
+			Format:     "json",
+			Stdout:     true,
+			MaxSizeMB:  100,
+			MaxBackups: 5,
+			MaxAgeDays: 0,
+			Compress:   true,
+			Language:   "en",
+		},
+		Shutdown: Shutdown{Grace: 10 * time.Second},
+	}
+}

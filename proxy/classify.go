@@ -1,0 +1,161 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"unicode/utf8"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// failure is an error the tap has already classified: the outcome for the
+// log, the status for the client, and the raw error for the operator.
+type failure struct {
+	outcome rules.Outcome
+	status  int // what the client is told
+	// upstream is set when a parent answered a CONNECT with a non-200 status.
+	upstream          int
+	proxyAuthenticate []string
+	err               error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+func newFailure(o rules.Outcome, err error) *failure {
+	return &failure{outcome: o, status: clientStatus(o), err: err}
+}
+
+// clientStatus is what a client is told for an outcome: dial failures are a
+// bad gateway, waiting too long is a gateway timeout. The reason goes in the
+// X-M365tap-Outcome header, never raw error text with internal addresses.
+func clientStatus(o rules.Outcome) int {
+	switch o {
+	case rules.DNSTimeout, rules.ConnectTimeout, rules.ResponseTimeout:
+		return http.StatusGatewayTimeout
+	case rules.ParentAuthRequired:
+		return http.StatusProxyAuthRequired
+	case rules.Denied:
+		return http.StatusForbidden
+	case rules.BadRequest:
+		return http.StatusBadRequest
+	case rules.Shutdown:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
+
+// classifyDNS maps a resolver error. Go reports SERVFAIL and REFUSED as
+// "server misbehaving" and a malformed answer as a non-timeout, non-NotFound
+// DNSError: all of those are dns_failure.
+func classifyDNS(err error) rules.Outcome {
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		switch {
+		case de.IsNotFound:
+			return rules.DNSNXDomain
+		case de.IsTimeout:
+			return rules.DNSTimeout
+		}
+		return rules.DNSFailure
+	}
+	if isTimeout(err) {
+		return rules.DNSTimeout
+	}
+	return rules.DNSFailure
+}
+
+// classifyDial maps an error from connecting a TCP socket to a resolved address.
+func classifyDial(err error) rules.Outcome {
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return rules.ConnectRefused
+	case errors.Is(err, syscall.ECONNRESET):
+		return rules.ConnectionReset
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.ENETDOWN),
+		errors.Is(err, syscall.EHOSTDOWN):
+		return rules.ConnectUnreachable
+	case isTimeout(err):
+		return rules.ConnectTimeout
+	}
+	return rules.ConnectUnreachable
+}
+
+// classifyRoundTrip maps an http.Transport error that the dialer did not
+// already classify: the connection was up, so it failed while waiting for or
+// reading the response.
+func classifyRoundTrip(err error) rules.Outcome {
+	var f *failure
+	if errors.As(err, &f) {
+		return f.outcome
+	}
+	switch {
+	case isReset(err):
+		return rules.ConnectionReset
+	case isTimeout(err):
+		return rules.ResponseTimeout
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// The server closed without answering: to the client it is the same
+		// as a reset, and it is what a filtering middlebox does.
+		return rules.ConnectionReset
+	case strings.Contains(err.Error(), "tls:"), strings.Contains(err.Error(), "x509:"):
+		return rules.TLSFailure
+	}
+	return rules.ConnectionReset
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// sanitize bounds error text for the log. Encoders escape control characters
+// and invalid UTF-8 themselves; this only keeps a runaway message short.
+func sanitize(s string) string {
+	const max = 512
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// printable renders the first bytes of a body for the log: printable ASCII
+// kept, everything else as '.', so a block page's title is readable without
+// letting binary or terminal escapes into the event.
+func printable(b []byte, max int) string {
+	if len(b) > max {
+		b = b[:max]
+	}
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c >= 0x20 && c < 0x7f {
+			out[i] = c
+		} else {
+			out[i] = '.'
+		}
+	}
+	return string(out)
+}
+
+// errorf keeps fmt out of hot paths' signatures.
+func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }

@@ -1,0 +1,226 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// parentProxy is the configured corporate proxy, parsed once.
+type parentProxy struct {
+	url  *url.URL // with credentials, for http.Transport's Proxy func
+	addr string   // host:port, safe to log
+	auth string   // "Basic ..." or ""
+}
+
+func newParent(u *url.URL) *parentProxy {
+	if u == nil {
+		return nil
+	}
+	p := &parentProxy{url: u, addr: u.Host}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		p.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
+	}
+	return p
+}
+
+// dialer is the one way out of the tap, shared by plain HTTP (as the
+// Transport's DialContext) and CONNECT: it resolves names itself so that DNS
+// and TCP failures can never blur, dials the resolved address, and records
+// each phase's duration in the exchange.
+type dialer struct {
+	resolver       *net.Resolver
+	hosts          map[string]netip.Addr
+	dnsTimeout     time.Duration
+	connectTimeout time.Duration
+	headerTimeout  time.Duration
+	parent         *parentProxy
+	now            func() time.Time
+}
+
+func newResolver(servers []string) *net.Resolver {
+	if len(servers) == 0 {
+		return net.DefaultResolver
+	}
+	var next atomic.Uint32
+	return &net.Resolver{
+		PreferGo: true,
+		// Each query attempt goes to the next configured server, so a retry
+		// after a timeout reaches a different one.
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			srv := servers[int(next.Add(1)-1)%len(servers)]
+			var d net.Dialer
+			return d.DialContext(ctx, network, srv)
+		},
+	}
+}
+
+// resolve returns the addresses for host, honouring hosts overrides first.
+func (d *dialer) resolve(ctx context.Context, ex *exchange, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.Addr{ip.Unmap()}, nil
+	}
+	if ip, ok := d.hosts[host]; ok {
+		return []netip.Addr{ip}, nil
+	}
+	start := d.now()
+	ctx, cancel := context.WithTimeout(ctx, d.dnsTimeout)
+	ips, err := d.resolver.LookupNetIP(ctx, "ip", host)
+	cancel()
+	if ex != nil {
+		ex.dns, ex.hasDNS = d.now().Sub(start), true
+	}
+	if err != nil {
+		return nil, newFailure(classifyDNS(err), err)
+	}
+	if len(ips) == 0 {
+		return nil, newFailure(rules.DNSNXDomain, errors.New("lookup "+host+": no addresses"))
+	}
+	return ips, nil
+}
+
+// dialAddrs connects to the first address that answers within the connect
+// timeout, trying at most a few so a dead AAAA record cannot eat the budget.
+func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, port int) (*net.TCPConn, error) {
+	start := d.now()
+	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout)
+	defer cancel()
+	var last error
+	for i, ip := range ips {
+		if i == 4 {
+			break
+		}
+		var nd net.Dialer
+		c, err := nd.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String())
+		if err == nil {
+			if ex != nil {
+				ex.connect, ex.hasConnect = d.now().Sub(start), true
+				ex.destIP = ip
+			}
+			return c.(*net.TCPConn), nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if ex != nil {
+		ex.connect, ex.hasConnect = d.now().Sub(start), true
+	}
+	return nil, newFailure(classifyDial(last), last)
+}
+
+// dialDirect resolves and connects to host:port.
+func (d *dialer) dialDirect(ctx context.Context, ex *exchange, host string, port int) (*net.TCPConn, error) {
+	ips, err := d.resolve(ctx, ex, host)
+	if err != nil {
+		return nil, err
+	}
+	return d.dialAddrs(ctx, ex, ips, port)
+}
+
+// dialParent connects to the parent proxy itself. Any failure to reach it is
+// parent_unreachable: from the client's side the proxy path is what broke.
+func (d *dialer) dialParent(ctx context.Context, ex *exchange) (*net.TCPConn, error) {
+	host, portStr, _ := net.SplitHostPort(d.parent.addr)
+	port, _ := strconv.Atoi(portStr)
+	c, err := d.dialDirect(ctx, ex, strings.ToLower(host), port)
+	if err != nil {
+		var f *failure
+		if errors.As(err, &f) {
+			f.outcome, f.status = rules.ParentUnreachable, clientStatus(rules.ParentUnreachable)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// connectViaParent opens a tunnel to target through the parent proxy. It is
+// written here rather than taken from goproxy because goproxy's version loses
+// the parent's status code and waits for the answer without a deadline.
+// Bytes the parent sent right behind its 200 belong to the tunnel and are
+// returned as early.
+func (d *dialer) connectViaParent(ctx context.Context, ex *exchange, target string) (c *net.TCPConn, early []byte, err error) {
+	c, err = d.dialParent(ctx, ex)
+	if err != nil {
+		return nil, nil, err
+	}
+	start := d.now()
+	deadline := start.Add(d.headerTimeout)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	_ = c.SetDeadline(deadline)
+	var b strings.Builder
+	b.Grow(128)
+	b.WriteString("CONNECT ")
+	b.WriteString(target)
+	b.WriteString(" HTTP/1.1\r\nHost: ")
+	b.WriteString(target)
+	b.WriteString("\r\n")
+	if d.parent.auth != "" {
+		b.WriteString("Proxy-Authorization: ")
+		b.WriteString(d.parent.auth)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		c.Close()
+		return nil, nil, newFailure(classifyParentIO(err), err)
+	}
+	br := bufio.NewReaderSize(c, 1024)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		c.Close()
+		return nil, nil, newFailure(classifyParentIO(err), errors.New("parent proxy: reading CONNECT answer: "+err.Error()))
+	}
+	if ex != nil {
+		ex.upstreamStatus = resp.StatusCode
+	}
+	if resp.StatusCode != http.StatusOK {
+		c.Close()
+		f := &failure{
+			upstream: resp.StatusCode,
+			err:      errors.New("parent proxy answered CONNECT with " + resp.Status),
+		}
+		if resp.StatusCode == http.StatusProxyAuthRequired {
+			f.outcome, f.status = rules.ParentAuthRequired, http.StatusProxyAuthRequired
+			f.proxyAuthenticate = resp.Header.Values("Proxy-Authenticate")
+		} else {
+			// A parent's own refusal (403 by policy, 502 when it cannot reach
+			// the origin) is passed on as it was given.
+			f.outcome, f.status = rules.HTTPError, resp.StatusCode
+		}
+		return nil, nil, f
+	}
+	_ = c.SetDeadline(time.Time{})
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		early = append([]byte(nil), b...)
+	}
+	return c, early, nil
+}
+
+// classifyParentIO maps an I/O error while talking to the parent after the
+// TCP connection was up.
+func classifyParentIO(err error) rules.Outcome {
+	switch {
+	case isTimeout(err):
+		return rules.ResponseTimeout
+	case isReset(err):
+		return rules.ConnectionReset
+	}
+	return rules.ParentUnreachable
+}

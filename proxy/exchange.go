@@ -1,0 +1,225 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// Route says how an exchange left the tap.
+type Route uint8
+
+const (
+	RouteNone   Route = iota // never routed: denied or malformed before a route was chosen
+	RouteDirect              // the tap resolved and dialled the destination itself
+	RouteParent              // through the parent (corporate) proxy
+)
+
+func (r Route) String() string {
+	switch r {
+	case RouteDirect:
+		return "direct"
+	case RouteParent:
+		return "parent"
+	}
+	return ""
+}
+
+// exchange is the record of one request or tunnel. The outer handler creates
+// it, every later stage only writes facts into it, and finish emits it once.
+type exchange struct {
+	srv   *Server
+	id    uint64
+	start time.Time
+
+	client     string
+	method     string
+	host       string // normalised destination host, no port
+	port       int
+	url        string // redacted, plain HTTP only
+	userAgent  string
+	route      Route
+	destIP     netip.Addr
+	probe      bool // the matched rule is an NCSI-style probe
+	match      rules.Match
+	connecting bool // CONNECT
+	tunnel     atomic.Bool
+
+	outcome        rules.Outcome
+	outcomeSet     bool
+	err            string
+	status         int // sent to the client
+	upstreamStatus int
+	bytesUp        int64
+	bytesDown      int64
+	dns            time.Duration
+	connect        time.Duration
+	ttfb           time.Duration
+	hasDNS         bool
+	hasConnect     bool
+	hasTTFB        bool
+	probeBody      string // first bytes of a mismatching probe body, sanitised
+
+	// Passive TLS observation of a tunnel.
+	tlsSNI     string
+	tlsVersion string
+	tlsAlert   string
+
+	// Plain HTTP plumbing, embedded so a request allocates one record.
+	rw         responseWriter
+	reqBody    countingBody
+	respBody   upstreamBody
+	respErr    error
+	respDone   bool
+	probeCheck bool
+	probeBuf   []byte
+
+	// CONNECT plumbing.
+	clientConn  net.Conn
+	early       []byte // bytes the client sent together with the CONNECT head
+	emptyReader bufio.Reader
+	hijackRW    bufio.ReadWriter
+
+	once sync.Once
+}
+
+// fail records the first failure; later facts never overwrite the first cause.
+func (ex *exchange) fail(o rules.Outcome, err error) {
+	if ex.outcomeSet {
+		return
+	}
+	ex.outcome, ex.outcomeSet = o, true
+	if err != nil {
+		ex.err = sanitize(err.Error())
+	}
+}
+
+// finish emits the event exactly once.
+func (ex *exchange) finish() {
+	ex.once.Do(func() {
+		ex.srv.emit(ex)
+	})
+}
+
+// MarshalLogObject writes the event's flat snake_case fields. Keys live only
+// here so that every format derives from one place; docs/events.md lists them.
+func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddUint64("id", ex.id)
+	enc.AddString("client", ex.client)
+	enc.AddString("method", ex.method)
+	enc.AddString("host", ex.host)
+	if ex.port != 0 {
+		enc.AddInt("port", ex.port)
+	}
+	if ex.url != "" {
+		enc.AddString("url", ex.url)
+	}
+	if r := ex.route.String(); r != "" {
+		enc.AddString("route", r)
+	}
+	if ex.route == RouteParent && ex.srv.parent != nil {
+		enc.AddString("parent", ex.srv.parent.addr)
+	}
+	if ex.destIP.IsValid() {
+		enc.AddString("dest_ip", ex.destIP.String())
+	}
+	enc.AddString("outcome", ex.outcome.String())
+	enc.AddString("class", ex.outcome.Class().String())
+	if ex.err != "" {
+		enc.AddString("error", ex.err)
+	}
+	if ex.status != 0 {
+		enc.AddInt("status", ex.status)
+	}
+	if ex.upstreamStatus != 0 {
+		enc.AddInt("upstream_status", ex.upstreamStatus)
+	}
+	enc.AddInt64("bytes_up", ex.bytesUp)
+	enc.AddInt64("bytes_down", ex.bytesDown)
+	if ex.hasDNS {
+		enc.AddFloat64("dns_ms", ms(ex.dns))
+	}
+	if ex.hasConnect {
+		enc.AddFloat64("connect_ms", ms(ex.connect))
+	}
+	if ex.hasTTFB {
+		enc.AddFloat64("ttfb_ms", ms(ex.ttfb))
+	}
+	enc.AddFloat64("duration_ms", ms(ex.srv.now().Sub(ex.start)))
+	if ex.tlsSNI != "" {
+		enc.AddString("tls_sni", ex.tlsSNI)
+	}
+	if ex.tlsVersion != "" {
+		enc.AddString("tls_version", ex.tlsVersion)
+	}
+	if ex.tlsAlert != "" {
+		enc.AddString("tls_alert", ex.tlsAlert)
+	}
+	if ex.probeBody != "" {
+		enc.AddString("probe_body", ex.probeBody)
+	}
+	if ex.userAgent != "" {
+		enc.AddString("user_agent", ex.userAgent)
+	}
+	ex.marshalRule(enc)
+	return nil
+}
+
+func (ex *exchange) marshalRule(enc zapcore.ObjectEncoder) {
+	r := ex.match.Rule
+	if r == nil {
+		return
+	}
+	enc.AddString("rule_id", r.ID)
+	var buf [64]byte
+	enc.AddByteString("rule_ids", ex.match.IDs(buf[:0]))
+	enc.AddString("rule_source", r.Source.String())
+	enc.AddString("service_area", r.ServiceArea)
+	enc.AddBool("required", r.Required)
+	enc.AddBool("express_route", r.ExpressRoute)
+	if r.Category != "" {
+		enc.AddString("category", r.Category)
+	}
+	if r.Probe != nil {
+		enc.AddBool("probe", true)
+	}
+	c := rules.CauseFor(r, ex.outcome, ex.srv.opts.ExpressRoute)
+	if c == nil {
+		return
+	}
+	enc.AddString("cause_id", c.ID.String())
+	enc.AddString("cause_title", c.Title(ex.srv.opts.Language))
+	enc.AddString("cause_remedy", c.Remedy(ex.srv.opts.Language))
+}
+
+// ms renders a duration as milliseconds with microsecond resolution.
+func ms(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
+
+func (s *Server) emit(ex *exchange) {
+	if !ex.outcomeSet {
+		ex.outcome = rules.OK
+	}
+	lvl := zapcore.InfoLevel
+	if ex.outcome != rules.OK {
+		lvl = zapcore.WarnLevel
+	}
+	if ce := s.log.Check(lvl, "exchange"); ce != nil {
+		ce.Write(zap.Inline(ex))
+	}
+	s.inflight.Done()
+}
+
+func hostPortString(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

@@ -1,0 +1,221 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/m365tap/m365tap/internal/testnet"
+	"github.com/m365tap/m365tap/logs"
+	"github.com/m365tap/m365tap/proxy"
+	"github.com/m365tap/m365tap/rules"
+)
+
+// eventLog collects the JSON lines the tap writes, as a SIEM would see them.
+type eventLog struct {
+	mu    sync.Mutex
+	lines [][]byte
+}
+
+func (l *eventLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.lines = append(l.lines, bytes.Clone(p))
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *eventLog) Sync() error { return nil }
+
+// events returns the decoded "exchange" records written so far.
+func (l *eventLog) events(t testing.TB) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range l.lines {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("event is not JSON: %v: %s", err, line)
+		}
+		if m["msg"] == "exchange" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+type harness struct {
+	t      testing.TB
+	srv    *proxy.Server
+	addr   string
+	log    *eventLog
+	rules  *atomic.Pointer[rules.Set]
+	closed bool
+}
+
+// newHarness starts the tap on loopback with the real embedded rules. The
+// options' Log and Rules are filled in; everything else is the caller's.
+func newHarness(t testing.TB, opts proxy.Options) *harness {
+	t.Helper()
+	cat, err := rules.EmbeddedCatalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, log: &eventLog{}, rules: new(atomic.Pointer[rules.Set])}
+	h.rules.Store(set)
+	opts.Rules = h.rules
+	opts.Log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logs.EncoderConfig()), h.log, zapcore.DebugLevel))
+	h.srv = proxy.New(opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = ln.Addr().String()
+	done := make(chan struct{})
+	go func() { _ = h.srv.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		h.shutdown(time.Second)
+		<-done
+	})
+	return h
+}
+
+func (h *harness) shutdown(grace time.Duration) {
+	if h.closed {
+		return
+	}
+	h.closed = true
+	h.srv.Shutdown(grace)
+}
+
+// client is a real net/http client that uses the tap as its proxy.
+func (h *harness) client() *http.Client {
+	u := &url.URL{Scheme: "http", Host: h.addr}
+	tr := &http.Transport{Proxy: http.ProxyURL(u), DisableKeepAlives: true}
+	h.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// waitEvents waits until n events were written and returns them; it fails
+// if more than n arrive within a short settle time.
+func (h *harness) waitEvents(n int) []map[string]any {
+	h.t.Helper()
+	testnet.WaitFor(h.t, func() bool { return len(h.log.events(h.t)) >= n }, 10*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	ev := h.log.events(h.t)
+	if len(ev) != n {
+		h.t.Fatalf("want exactly %d events, got %d: %v", n, len(ev), ev)
+	}
+	return ev
+}
+
+// rawConnect opens a CONNECT tunnel by hand and returns the connection and
+// the proxy's answer.
+func rawConnect(t testing.TB, proxyAddr, target string, extra []byte) (net.Conn, *http.Response, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", proxyAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	req := "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n\r\n"
+	if _, err := c.Write(append([]byte(req), extra...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	return c, resp, br
+}
+
+func hostsFor(addr string, names ...string) map[string]netip.Addr {
+	ap := netip.MustParseAddrPort(addr)
+	m := map[string]netip.Addr{}
+	for _, n := range names {
+		m[n] = ap.Addr()
+	}
+	return m
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// want checks selected fields of an event; numbers compare as float64.
+func want(t testing.TB, ev map[string]any, fields map[string]any) {
+	t.Helper()
+	for k, v := range fields {
+		got, ok := ev[k]
+		switch v := v.(type) {
+		case int:
+			if !ok || got != float64(v) {
+				t.Errorf("%s = %v, want %v (event %v)", k, got, v, ev)
+			}
+		case nil:
+			if ok {
+				t.Errorf("%s = %v, want absent (event %v)", k, got, ev)
+			}
+		default:
+			if !ok || got != v {
+				t.Errorf("%s = %v, want %v (event %v)", k, got, v, ev)
+			}
+		}
+	}
+}
+
+// listen443 listens on port 443 of a random 127/8 address, so Microsoft host
+// names can be mapped to it with hosts overrides and still match rules that
+// list only ports 80 and 443. Binding 443 needs root (CI runs as root).
+func listen443(t testing.TB) net.Listener {
+	t.Helper()
+	for i := 0; i < 20; i++ {
+		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(250)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))})
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, 443).String())
+		if err == nil {
+			return ln
+		}
+		if errors.Is(err, syscall.EACCES) {
+			t.Skip("binding port 443 needs root")
+		}
+	}
+	t.Fatal("no free 127/8 address for port 443")
+	return nil
+}
+
+// tlsOrigin443 is a TLS origin on port 443 presenting a leaf for names.
+func tlsOrigin443(t testing.TB, ca *testnet.CA, h http.Handler, maxVersion uint16, names ...string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = listen443(t)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, names...)}, MaxVersion: maxVersion, NextProtos: []string{"http/1.1"}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -1,0 +1,401 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// onRequest runs inside goproxy for plain HTTP: strip hop-by-hop headers and
+// route the round trip through roundTrip, which records what happened.
+func (s *Server) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	removeHopByHop(r.Header, isUpgrade(r.Header))
+	ctx.RoundTripper = s
+	return r, nil
+}
+
+// RoundTrip implements goproxy.RoundTripper. Errors become a short response
+// naming the outcome (502/504) instead of goproxy's 500 with raw error text.
+// The upstream body is wrapped here, before goproxy sees the response, so
+// goproxy keeps Content-Length (it drops it when a handler swaps the body).
+func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+	ex := exchangeFrom(r.Context())
+	if ex == nil {
+		return s.tr.RoundTrip(r)
+	}
+	resp, err := s.tr.RoundTrip(r)
+	if err != nil {
+		o := classifyRoundTrip(err)
+		if ex.reqBody.err != nil || r.Context().Err() != nil {
+			o = rules.ClientAborted
+		}
+		var f *failure
+		if errors.As(err, &f) {
+			err = f.err
+		}
+		ex.fail(o, err)
+		return outcomeResponse(r, o), nil
+	}
+	ex.ttfb, ex.hasTTFB = s.now().Sub(ex.start), true
+	ex.upstreamStatus = resp.StatusCode
+	code := resp.StatusCode
+	switch {
+	case code == http.StatusProxyAuthRequired && ex.route == RouteParent:
+		ex.fail(rules.ParentAuthRequired, errors.New("parent proxy answered "+resp.Status))
+	case ex.probe && code >= 300 && code < 400:
+		ex.fail(rules.ProbeRedirect, errors.New("probe redirected to "+strconv.Quote(printable([]byte(resp.Header.Get("Location")), 256))))
+	case code >= 400:
+		ex.fail(rules.HTTPError, errors.New("upstream answered "+resp.Status))
+	case ex.probe && code != http.StatusOK:
+		ex.fail(rules.HTTPError, errors.New("probe answered "+resp.Status+", want 200"))
+	case ex.probe:
+		ex.probeCheck = true
+	}
+	if code == http.StatusSwitchingProtocols {
+		// goproxy needs the body as the raw read-write stream for WebSocket.
+		return resp, nil
+	}
+	removeHopByHop(resp.Header, false)
+	ex.respBody = upstreamBody{rc: resp.Body, ex: ex}
+	resp.Body = &ex.respBody
+	return resp, nil
+}
+
+// outcomeResponse is what the client gets when the tap could not get an
+// answer: status by outcome, the outcome in a header, a one-line body.
+func outcomeResponse(r *http.Request, o rules.Outcome) *http.Response {
+	status := clientStatus(o)
+	body := "m365tap: " + o.String() + "\n"
+	return &http.Response{
+		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode: status,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			"Content-Type":      {"text/plain; charset=utf-8"},
+			"Content-Length":    {strconv.Itoa(len(body))},
+			"X-M365tap-Outcome": {o.String()},
+		},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)),
+		Request:       r,
+	}
+}
+
+// hopByHop are the connection-scoped fields of RFC 9110 §7.6.1 plus the
+// legacy ones proxies still see. Proxy-Authenticate stays: a parent's 407
+// must reach the client as it was sent.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header, upgrade bool) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			name = textproto.TrimString(name)
+			if name == "" || (upgrade && strings.EqualFold(name, "upgrade")) {
+				continue
+			}
+			h.Del(name)
+		}
+	}
+	for _, name := range hopByHop {
+		if upgrade && (name == "Connection" || name == "Upgrade") {
+			continue
+		}
+		delete(h, name)
+	}
+}
+
+func isUpgrade(h http.Header) bool {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if strings.EqualFold(textproto.TrimString(name), "upgrade") {
+				return h.Get("Upgrade") != ""
+			}
+		}
+	}
+	return false
+}
+
+// countingBody counts request body bytes and remembers a client that went
+// away mid-upload.
+type countingBody struct {
+	rc  io.ReadCloser
+	ex  *exchange
+	err error
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.ex.bytesUp += int64(n)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *countingBody) Close() error { return b.rc.Close() }
+
+// upstreamBody watches the response body for a reset or timeout mid-stream
+// and keeps the first bytes of an NCSI probe's answer.
+type upstreamBody struct {
+	rc io.ReadCloser
+	ex *exchange
+}
+
+// probeKeep is how much of a probe body is kept to look for the expected text.
+const probeKeep = 512
+
+func (b *upstreamBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	ex := b.ex
+	if ex.probeCheck && len(ex.probeBuf) < probeKeep && n > 0 {
+		keep := min(n, probeKeep-len(ex.probeBuf))
+		ex.probeBuf = append(ex.probeBuf, p[:keep]...)
+	}
+	if err == io.EOF {
+		ex.respDone = true
+	} else if err != nil && ex.respErr == nil {
+		ex.respErr = err
+	}
+	return n, err
+}
+
+func (b *upstreamBody) Close() error { return b.rc.Close() }
+
+// checkProbeBody applies the probe rule's expectation, as Windows does: the
+// body must contain the expected text.
+func (ex *exchange) checkProbeBody() {
+	p := ex.match.Rule.Probe
+	if bytes.Contains(ex.probeBuf, []byte(p.Content)) {
+		return
+	}
+	ex.probeBody = printable(ex.probeBuf, 64)
+	ex.fail(rules.ProbeContentMismatch, errors.New("probe body does not contain "+strconv.Quote(p.Content)))
+}
+
+// responseWriter records the status and bytes sent to the client. It keeps
+// http.Hijacker (goproxy needs it for CONNECT and WebSocket) and flushes
+// each write of a body without Content-Length so streams stay live.
+type responseWriter struct {
+	http.ResponseWriter
+	ex          *exchange
+	wroteHeader bool
+	flush       bool
+	writeErr    error
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	w.wroteHeader = true
+	if code >= 200 {
+		w.ex.status = code
+	}
+	w.flush = w.Header().Get("Content-Length") == "" && code != http.StatusNoContent && code != http.StatusNotModified
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.ex.bytesDown += int64(n)
+	if err != nil {
+		if w.writeErr == nil {
+			w.writeErr = err
+		}
+		return n, err
+	}
+	if w.flush {
+		if f, ok := w.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	return n, nil
+}
+
+// ReadFrom lets io.Copy hand large bodies to net/http's own copy path when
+// nothing needs flushing.
+func (w *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if w.flush || !ok {
+		return io.Copy(writerOnly{w}, src)
+	}
+	n, err := rf.ReadFrom(src)
+	w.ex.bytesDown += n
+	if err != nil && w.writeErr == nil && w.ex.respErr == nil {
+		w.writeErr = err
+	}
+	return n, err
+}
+
+type writerOnly struct{ io.Writer }
+
+func (w *responseWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the client connection over. For CONNECT the bytes the client
+// sent right behind the request head are taken out of the server's buffer
+// and replayed by the tunnel itself, so goproxy sees a bare connection and
+// the tunnel can stay on the splice path.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("m365tap: connection cannot be hijacked")
+	}
+	c, rw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	ex := w.ex
+	ex.clientConn = c
+	if !ex.connecting {
+		return c, rw, nil
+	}
+	if n := rw.Reader.Buffered(); n > 0 {
+		b, _ := rw.Reader.Peek(n)
+		ex.early = append([]byte(nil), b...)
+	}
+	ex.hijackRW = bufio.ReadWriter{Reader: &ex.emptyReader, Writer: rw.Writer}
+	return c, &ex.hijackRW, nil
+}
+
+// sensitiveQuery are query keys whose values are tokens or codes.
+var sensitiveQuery = map[string]bool{
+	"code": true, "token": true, "access_token": true, "id_token": true, "refresh_token": true,
+	"client_secret": true, "password": true, "sig": true, "assertion": true, "samlresponse": true,
+	"samlrequest": true, "client_assertion": true, "login_hint": false,
+}
+
+// redactURL renders a URL for the log without userinfo and with the values
+// of sensitive query keys replaced.
+func redactURL(u *url.URL) string {
+	if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+		return u.Scheme + "://" + u.Host + u.EscapedPath()
+	}
+	c := *u
+	c.User = nil
+	c.Fragment, c.RawFragment = "", ""
+	if c.RawQuery != "" {
+		c.RawQuery = redactQuery(c.RawQuery)
+	}
+	return c.String()
+}
+
+func redactQuery(q string) string {
+	var b strings.Builder
+	b.Grow(len(q))
+	for i, part := range strings.Split(q, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		key, _, hasValue := strings.Cut(part, "=")
+		k, err := url.QueryUnescape(key)
+		if err != nil {
+			k = key
+		}
+		if hasValue && sensitiveQuery[strings.ToLower(k)] {
+			b.WriteString(key)
+			b.WriteString("=REDACTED")
+			continue
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// listener wraps accepted connections so the server can notice requests
+// that never reach a handler (malformed heads that net/http answers itself).
+type listener struct{ net.Listener }
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		return &clientConn{TCPConn: tc}, nil
+	}
+	return c, nil
+}
+
+// clientConn is a client connection. It embeds *net.TCPConn and does not
+// override ReadFrom, so a tunnel writing to it still splices.
+type clientConn struct {
+	*net.TCPConn
+	// pending: bytes of a request arrived (StateActive) but no handler ran yet.
+	pending atomic.Bool
+	// status the server wrote itself while a request was pending.
+	status  atomic.Int32
+	current atomic.Pointer[exchange]
+}
+
+func (c *clientConn) Write(p []byte) (int, error) {
+	if c.pending.Load() && len(p) >= 12 && bytes.HasPrefix(p, []byte("HTTP/1.")) {
+		if code, err := strconv.Atoi(string(p[9:12])); err == nil {
+			c.status.Store(int32(code))
+		}
+	}
+	return c.TCPConn.Write(p)
+}
+
+// connState turns a request that net/http rejected before any handler ran
+// into its own bad_request event.
+func (s *Server) connState(c net.Conn, state http.ConnState) {
+	cc, ok := c.(*clientConn)
+	if !ok {
+		return
+	}
+	switch state {
+	case http.StateActive:
+		cc.pending.Store(true)
+		cc.status.Store(0)
+	case http.StateIdle, http.StateHijacked:
+		cc.pending.Store(false)
+	case http.StateClosed:
+		if cc.pending.Swap(false) {
+			s.malformed(cc)
+		}
+	}
+}
+
+func (s *Server) malformed(cc *clientConn) {
+	s.inflight.Add(1)
+	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), client: cc.RemoteAddr().String()}
+	status := int(cc.status.Load())
+	ex.status = status
+	switch {
+	case status == 0 && s.forced.Load():
+		ex.fail(rules.Shutdown, errors.New("connection closed by shutdown before a full request head arrived"))
+	case status == 0:
+		ex.fail(rules.ClientAborted, errors.New("connection closed before a full request head arrived"))
+	case status == http.StatusRequestHeaderFieldsTooLarge:
+		ex.fail(rules.BadRequest, errors.New("request head larger than the limit"))
+	default:
+		ex.fail(rules.BadRequest, errors.New("malformed request: answered "+strconv.Itoa(status)+" "+http.StatusText(status)))
+	}
+	ex.finish()
+}

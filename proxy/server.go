@@ -1,0 +1,594 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/elazarl/goproxy"
+	"go.uber.org/zap"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// Options configures a Server. The zero value of each field is documented;
+// main fills them from the config package, which this package does not import.
+type Options struct {
+	// Parent is the corporate proxy; nil routes everything direct.
+	Parent *url.URL
+	// Bypass are host patterns (name or *.suffix) that always go direct.
+	Bypass []string
+	// ProbesDirect sends NCSI probe traffic direct even with a parent.
+	ProbesDirect bool
+	// DNSServers are host:port of DNS servers; empty uses the system resolver.
+	DNSServers []string
+	// Hosts override DNS, like /etc/hosts. Keys are lower case without a trailing dot.
+	Hosts map[string]netip.Addr
+	// Timeouts; zero takes the default noted in brackets.
+	DNSTimeout            time.Duration // [5s]
+	ConnectTimeout        time.Duration // [10s]
+	ResponseHeaderTimeout time.Duration // [30s] also bounds a parent's answer to CONNECT
+	IdleTimeout           time.Duration // [90s] idle keep-alive client connections
+	ReadHeaderTimeout     time.Duration // [10s]
+	TunnelLinger          time.Duration // [30s] after one side of a tunnel half-closed
+	// ExpressRoute: the customer uses ExpressRoute (changes the cause chosen).
+	ExpressRoute bool
+	// Language of cause titles and remedies in events.
+	Language rules.Language
+	// AllowPorts are the destination ports CONNECT may reach; empty allows 80 and 443.
+	AllowPorts []int
+	// Allow are the client networks served; empty serves loopback clients only.
+	Allow []netip.Prefix
+	// Rules holds the current rule set; reloads swap it. Nil matches nothing.
+	Rules *atomic.Pointer[rules.Set]
+	// Log receives one "exchange" event per exchange. Nil discards.
+	Log *zap.Logger
+	// Debug receives goproxy's and net/http's own text, kept out of the event stream. Nil discards.
+	Debug *zap.Logger
+}
+
+// Server is the tap. Serve it on a listener; Shutdown stops it and waits
+// until every exchange has logged its event.
+type Server struct {
+	opts   Options
+	log    *zap.Logger
+	gp     *goproxy.ProxyHttpServer
+	tr     *http.Transport
+	dial   *dialer
+	parent *parentProxy
+	bypass hostPatterns
+	ports  map[int]bool
+	hs     *http.Server
+	now    func() time.Time
+
+	nextID   atomic.Uint64
+	inflight sync.WaitGroup
+	tunnels  tunnels
+	forced   atomic.Bool
+
+	mu     sync.Mutex
+	listen []netip.AddrPort // our own listeners, for loop detection
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// New builds a Server.
+func New(opts Options) *Server {
+	opts.DNSTimeout = orDefault(opts.DNSTimeout, 5*time.Second)
+	opts.ConnectTimeout = orDefault(opts.ConnectTimeout, 10*time.Second)
+	opts.ResponseHeaderTimeout = orDefault(opts.ResponseHeaderTimeout, 30*time.Second)
+	opts.IdleTimeout = orDefault(opts.IdleTimeout, 90*time.Second)
+	opts.ReadHeaderTimeout = orDefault(opts.ReadHeaderTimeout, 10*time.Second)
+	opts.TunnelLinger = orDefault(opts.TunnelLinger, 30*time.Second)
+	if len(opts.AllowPorts) == 0 {
+		opts.AllowPorts = []int{80, 443}
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.Debug == nil {
+		opts.Debug = zap.NewNop()
+	}
+	if opts.Rules == nil {
+		opts.Rules = new(atomic.Pointer[rules.Set])
+	}
+	s := &Server{
+		opts:   opts,
+		log:    opts.Log,
+		parent: newParent(opts.Parent),
+		bypass: compilePatterns(opts.Bypass),
+		ports:  make(map[int]bool, len(opts.AllowPorts)),
+		now:    time.Now,
+	}
+	for _, p := range opts.AllowPorts {
+		s.ports[p] = true
+	}
+	s.dial = &dialer{
+		resolver:       newResolver(opts.DNSServers),
+		hosts:          opts.Hosts,
+		dnsTimeout:     opts.DNSTimeout,
+		connectTimeout: opts.ConnectTimeout,
+		headerTimeout:  opts.ResponseHeaderTimeout,
+		parent:         s.parent,
+		now:            s.now,
+	}
+	s.tr = &http.Transport{
+		// Routes come from the exchange, never from HTTP_PROXY.
+		Proxy:       s.proxyFor,
+		DialContext: s.dialForTransport,
+		// Byte counts are wire bytes and clients get the body as sent.
+		DisableCompression:    true,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       opts.IdleTimeout,
+		// goproxy's default keeps 2 idle connections per host, which makes
+		// every burst redial; a tap in front of a few M365 hosts wants many.
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+	}
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = s.tr
+	gp.ConnectDial = nil // goproxy's default chains through HTTPS_PROXY
+	gp.ConnectDialWithReq = s.connectDial
+	gp.ConnectionErrHandler = s.connectError
+	gp.KeepAcceptEncoding = true
+	gp.KeepDestinationHeaders = true
+	gp.Logger = debugLogger{opts.Debug}
+	gp.OnRequest().DoFunc(s.onRequest)
+	s.gp = gp
+	s.hs = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         s.connState,
+		ConnContext:       connContext,
+		ErrorLog:          zap.NewStdLog(opts.Debug),
+	}
+	return s
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	if ap, err := netip.ParseAddrPort(l.Addr().String()); err == nil {
+		s.mu.Lock()
+		s.listen = append(s.listen, ap)
+		s.mu.Unlock()
+	}
+	err := s.hs.Serve(&listener{Listener: l})
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight exchanges finish within grace,
+// then closes what is left (those exchanges end as shutdown) and waits for
+// every event to be written.
+func (s *Server) Shutdown(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = s.hs.Shutdown(ctx)
+	for s.tunnels.len() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	s.forced.Store(true)
+	_ = s.hs.Close()
+	s.tunnels.abortAll()
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	s.tr.CloseIdleConnections()
+}
+
+func (s *Server) rules() *rules.Set { return s.opts.Rules.Load() }
+
+func (s *Server) begin(r *http.Request) *exchange {
+	s.inflight.Add(1)
+	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), client: r.RemoteAddr, method: r.Method}
+	ex.userAgent = r.Header.Get("User-Agent")
+	return ex
+}
+
+// ServeHTTP is the outer handler: it owns the exchange record, validates and
+// classifies the request, then hands it to goproxy.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := s.begin(r)
+	cc, _ := r.Context().Value(connKey{}).(*clientConn)
+	if cc != nil {
+		cc.pending.Store(false)
+		cc.current.Store(ex)
+	} else {
+		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			ex.fail(rules.ConnectionReset, errorf("internal error: %v", p))
+			ex.finish()
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.opts.Debug.Error("panic in handler", zap.Any("panic", p))
+		}
+	}()
+	if !s.clientAllowed(r.RemoteAddr) {
+		s.refuse(w, ex, rules.Denied, "client address is not in access.allow")
+		return
+	}
+	if r.Method == http.MethodConnect {
+		s.serveConnect(w, r, ex)
+		return
+	}
+	s.servePlain(w, r, ex)
+}
+
+func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	ex.connecting = true
+	host, port, err := splitTarget(r.URL.Host, 0)
+	if err != nil {
+		s.refuse(w, ex, rules.BadRequest, "bad CONNECT target: "+err.Error())
+		return
+	}
+	ex.host, ex.port = host, port
+	if !s.ports[port] {
+		s.refuse(w, ex, rules.Denied, "CONNECT port "+strconv.Itoa(port)+" is not in access.ports")
+		return
+	}
+	if s.isSelf(host, port) {
+		s.refuse(w, ex, rules.Denied, "request targets the tap itself")
+		return
+	}
+	s.classify(ex)
+	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
+	s.gp.ServeHTTP(&ex.rw, r)
+	if !ex.tunnel.Load() {
+		ex.finish()
+	}
+}
+
+func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange) {
+	if !r.URL.IsAbs() || r.URL.Host == "" {
+		s.refuse(w, ex, rules.BadRequest, "not a proxy request: the request target must be an absolute URL")
+		return
+	}
+	def := 80
+	switch r.URL.Scheme {
+	case "http":
+	case "https":
+		def = 443
+	default:
+		s.refuse(w, ex, rules.BadRequest, "unsupported URL scheme "+strconv.Quote(r.URL.Scheme))
+		return
+	}
+	host, port, err := splitTarget(r.URL.Host, def)
+	if err != nil {
+		s.refuse(w, ex, rules.BadRequest, "bad request target: "+err.Error())
+		return
+	}
+	ex.host, ex.port = host, port
+	ex.url = redactURL(r.URL)
+	if s.isSelf(host, port) {
+		s.refuse(w, ex, rules.Denied, "request targets the tap itself")
+		return
+	}
+	s.classify(ex)
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.reqBody = countingBody{rc: r.Body, ex: ex}
+		r.Body = &ex.reqBody
+	}
+	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
+	s.gp.ServeHTTP(&ex.rw, r)
+	s.endPlain(ex)
+	ex.finish()
+}
+
+// endPlain settles a plain exchange's outcome from what the body copies saw.
+func (s *Server) endPlain(ex *exchange) {
+	switch {
+	case ex.respErr != nil:
+		o := rules.ConnectionReset
+		if isTimeout(ex.respErr) {
+			o = rules.ResponseTimeout
+		}
+		if ex.rw.writeErr != nil || errors.Is(ex.respErr, context.Canceled) {
+			o = rules.ClientAborted
+		}
+		ex.fail(o, ex.respErr)
+	case ex.reqBody.err != nil:
+		ex.fail(rules.ClientAborted, ex.reqBody.err)
+	case ex.rw.writeErr != nil:
+		ex.fail(rules.ClientAborted, ex.rw.writeErr)
+	case ex.probeCheck:
+		ex.checkProbeBody()
+	}
+	if s.forced.Load() && (!ex.outcomeSet || ex.outcome == rules.ClientAborted) && !ex.respDone {
+		ex.outcome, ex.outcomeSet = rules.Shutdown, true
+	}
+}
+
+// classify matches rules and chooses the route.
+func (s *Server) classify(ex *exchange) {
+	if set := s.rules(); set != nil {
+		ex.match = set.Match(ex.host, ex.port)
+	}
+	r := ex.match.Rule
+	ex.probe = r != nil && r.Probe != nil
+	switch {
+	case s.parent == nil, s.bypass.match(ex.host),
+		s.opts.ProbesDirect && ex.probe:
+		ex.route = RouteDirect
+	default:
+		ex.route = RouteParent
+	}
+}
+
+// refuse answers a request the tap will not forward, and logs it.
+func (s *Server) refuse(w http.ResponseWriter, ex *exchange, o rules.Outcome, reason string) {
+	ex.fail(o, errors.New(reason))
+	ex.status = clientStatus(o)
+	writeOutcome(w, o, ex.status)
+	ex.finish()
+}
+
+func writeOutcome(w http.ResponseWriter, o rules.Outcome, status int) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-M365tap-Outcome", o.String())
+	h.Set("Connection", "close")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, "m365tap: "+o.String()+"\n")
+}
+
+func (s *Server) clientAllowed(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	if len(s.opts.Allow) == 0 {
+		return ip.IsLoopback()
+	}
+	for _, p := range s.opts.Allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// isSelf reports a request aimed at one of our own listeners, which would
+// loop through the tap until it ran out of sockets.
+func (s *Server) isSelf(host string, port int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listen {
+		if int(l.Port()) != port {
+			continue
+		}
+		if host == "localhost" {
+			return true
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil {
+			if a, ok := s.opts.Hosts[host]; ok {
+				ip = a
+			} else {
+				continue
+			}
+		}
+		ip = ip.Unmap()
+		if ip == l.Addr().Unmap() || (l.Addr().IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified())) {
+			return true
+		}
+	}
+	return false
+}
+
+// proxyFor is the Transport's Proxy func: the exchange decided the route.
+func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
+	if ex := exchangeFrom(r.Context()); ex != nil && ex.route == RouteParent {
+		return s.parent.url, nil
+	}
+	return nil, nil
+}
+
+// dialForTransport is the Transport's DialContext: the same dialer CONNECT uses.
+func (s *Server) dialForTransport(ctx context.Context, _, addr string) (net.Conn, error) {
+	ex := exchangeFrom(ctx)
+	if ex != nil && ex.route == RouteParent {
+		return s.dial.dialParent(ctx, ex)
+	}
+	host, port, err := splitTarget(addr, 0)
+	if err != nil {
+		return nil, newFailure(rules.BadRequest, err)
+	}
+	return s.dial.dialDirect(ctx, ex, host, port)
+}
+
+// connectDial is goproxy's ConnectDialWithReq: dial, then wrap the upstream
+// in a tapConn that observes the handshake and emits the event at the end.
+func (s *Server) connectDial(r *http.Request, _, _ string) (net.Conn, error) {
+	ex := exchangeFrom(r.Context())
+	if ex == nil {
+		return nil, errors.New("m365tap: CONNECT without an exchange")
+	}
+	var (
+		c     *net.TCPConn
+		early []byte
+		err   error
+	)
+	if ex.route == RouteParent {
+		c, early, err = s.dial.connectViaParent(r.Context(), ex, hostPortString(ex.host, ex.port))
+	} else {
+		c, err = s.dial.dialDirect(r.Context(), ex, ex.host, ex.port)
+	}
+	if err != nil {
+		var f *failure
+		if !errors.As(err, &f) {
+			f = newFailure(classifyDial(err), err)
+		}
+		ex.fail(f.outcome, f.err)
+		return nil, f
+	}
+	ex.status = http.StatusOK
+	t := &tapConn{TCPConn: c, ex: ex, linger: s.opts.TunnelLinger, fromParent: early}
+	t.up.init(true)
+	t.down.init(false)
+	ex.tunnel.Store(true)
+	s.tunnels.add(t)
+	return t, nil
+}
+
+func (s *Server) untrack(c *tapConn) { s.tunnels.remove(c) }
+
+// connectError is goproxy's ConnectionErrHandler: the client gets a short
+// answer naming the outcome, never the raw error with internal addresses.
+func (s *Server) connectError(w io.Writer, ctx *goproxy.ProxyCtx, err error) {
+	var f *failure
+	if !errors.As(err, &f) {
+		f = newFailure(classifyDial(err), err)
+	}
+	ex := exchangeFrom(ctx.Req.Context())
+	if ex != nil {
+		ex.fail(f.outcome, f.err)
+		ex.status = f.status
+	}
+	body := "m365tap: " + f.outcome.String() + "\n"
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 ")
+	b.WriteString(strconv.Itoa(f.status))
+	b.WriteByte(' ')
+	b.WriteString(http.StatusText(f.status))
+	b.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-M365tap-Outcome: ")
+	b.WriteString(f.outcome.String())
+	for _, v := range f.proxyAuthenticate {
+		b.WriteString("\r\nProxy-Authenticate: ")
+		b.WriteString(strings.Map(headerSafe, v))
+	}
+	b.WriteString("\r\nConnection: close\r\nContent-Length: ")
+	b.WriteString(strconv.Itoa(len(body)))
+	b.WriteString("\r\n\r\n")
+	b.WriteString(body)
+	_, _ = io.WriteString(w, b.String())
+}
+
+func headerSafe(r rune) rune {
+	if r == '\r' || r == '\n' {
+		return -1
+	}
+	return r
+}
+
+// exchange lookup: the per-connection record is found through the
+// connection the server stored in the context, which costs no allocation
+// per request; requests served without our listener carry it directly.
+type (
+	connKey     struct{}
+	exchangeKey struct{}
+)
+
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*clientConn); ok {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	if cc, ok := ctx.Value(connKey{}).(*clientConn); ok {
+		return cc.current.Load()
+	}
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// splitTarget parses host[:port] into a normalised host and a port.
+func splitTarget(hostport string, defPort int) (string, int, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		if defPort == 0 {
+			return "", 0, err
+		}
+		host, portStr = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), strconv.Itoa(defPort)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, errors.New("invalid port " + strconv.Quote(portStr))
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" {
+		return "", 0, errors.New("empty host")
+	}
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; c <= ' ' || c == 0x7f || c == '/' || c == '@' {
+			return "", 0, errors.New("invalid host " + strconv.Quote(host))
+		}
+	}
+	return host, port, nil
+}
+
+// hostPatterns are compiled parent.bypass entries: exact names and *.suffix.
+type hostPatterns struct {
+	exact    map[string]bool
+	suffixes []string // ".example.com"
+}
+
+func compilePatterns(list []string) hostPatterns {
+	p := hostPatterns{exact: map[string]bool{}}
+	for _, s := range list {
+		s = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+		switch {
+		case strings.HasPrefix(s, "*."):
+			p.suffixes = append(p.suffixes, s[1:])
+		case strings.HasPrefix(s, "."):
+			p.suffixes = append(p.suffixes, s)
+		case s != "":
+			p.exact[s] = true
+		}
+	}
+	return p
+}
+
+func (p hostPatterns) match(host string) bool {
+	if p.exact[host] {
+		return true
+	}
+	for _, suf := range p.suffixes {
+		if strings.HasSuffix(host, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// debugLogger adapts goproxy's Printf logging to a zap logger at debug level.
+type debugLogger struct{ l *zap.Logger }
+
+func (d debugLogger) Printf(format string, v ...any) {
+	if ce := d.l.Check(zap.DebugLevel, "goproxy"); ce != nil {
+		ce.Write(zap.String("text", strings.TrimSpace(errorf(format, v...).Error())))
+	}
+}
+
+var _ = bufio.NewReader

@@ -1,0 +1,325 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// tapConn is the upstream side of a CONNECT tunnel as goproxy sees it. It
+// embeds the bare *net.TCPConn and overrides ReadFrom and WriteTo, which are
+// what io.Copy calls on it in both directions: each first forwards the opening
+// TLS records itself (so the observers can read them), then delegates to the
+// TCPConn's own ReadFrom/WriteTo, which Linux serves with splice(2). It also
+// implements CloseRead/CloseWrite so goproxy keeps its half-close path, and it
+// emits the exchange once both directions ended and goproxy closed it.
+type tapConn struct {
+	*net.TCPConn
+	ex     *exchange
+	linger time.Duration
+
+	fromParent []byte // bytes the parent sent right behind its 200
+
+	up   tlsObserver // client to upstream
+	down tlsObserver // upstream to client
+
+	bytesUp, bytesDown int64
+	errUp, errDown     error
+	// resetBy is who reset the connection: 0 none, 1 upstream, 2 client.
+	resetBy   atomic.Int32
+	firstByte time.Time
+
+	dirs     atomic.Int32
+	closed   atomic.Bool
+	shutdown atomic.Bool
+	once     sync.Once
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+// ReadFrom carries client bytes to the upstream.
+func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
+	defer c.dirDone()
+	if early := c.ex.early; len(early) > 0 {
+		c.ex.early = nil
+		c.up.feed(early)
+		w, werr := c.TCPConn.Write(early)
+		n += int64(w)
+		if werr != nil {
+			c.bytesUp, c.errUp = n, werr
+			return n, werr
+		}
+	}
+	if !c.up.done {
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
+		for !c.up.done {
+			r, rerr := src.Read(buf)
+			if r > 0 {
+				c.up.feed(buf[:r])
+				w, werr := c.TCPConn.Write(buf[:r])
+				n += int64(w)
+				if werr != nil {
+					rerr = werr
+				}
+			}
+			if rerr != nil {
+				bufPool.Put(bp)
+				c.bytesUp = n
+				if rerr != io.EOF {
+					c.errUp = rerr
+					c.noteReset(rerr)
+					return n, rerr
+				}
+				return n, nil
+			}
+		}
+		bufPool.Put(bp)
+	}
+	m, err := c.TCPConn.ReadFrom(src)
+	n += m
+	c.bytesUp, c.errUp = n, err
+	c.noteReset(err)
+	return n, err
+}
+
+// WriteTo carries upstream bytes to the client.
+func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
+	defer c.dirDone()
+	if early := c.fromParent; len(early) > 0 {
+		c.fromParent = nil
+		c.firstByte = time.Now()
+		c.down.feed(early)
+		w, werr := dst.Write(early)
+		n += int64(w)
+		if werr != nil {
+			c.bytesDown, c.errDown = n, werr
+			return n, werr
+		}
+	}
+	if !c.down.done {
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
+		for !c.down.done {
+			r, rerr := c.TCPConn.Read(buf)
+			if r > 0 {
+				if c.firstByte.IsZero() {
+					c.firstByte = time.Now()
+				}
+				c.down.feed(buf[:r])
+				w, werr := dst.Write(buf[:r])
+				n += int64(w)
+				if werr != nil {
+					rerr = werr
+				}
+			}
+			if rerr != nil {
+				bufPool.Put(bp)
+				c.bytesDown = n
+				if rerr != io.EOF {
+					c.errDown = rerr
+					c.noteReset(rerr)
+					return n, rerr
+				}
+				return n, nil
+			}
+		}
+		bufPool.Put(bp)
+	}
+	m, err := c.TCPConn.WriteTo(dst)
+	n += m
+	if c.firstByte.IsZero() && m > 0 {
+		c.firstByte = time.Now()
+	}
+	c.bytesDown, c.errDown = n, err
+	c.noteReset(err)
+	return n, err
+}
+
+// noteReset finds out, while both sockets are still open, which peer reset.
+func (c *tapConn) noteReset(err error) {
+	if err == nil || !isReset(err) || c.resetBy.Load() != 0 {
+		return
+	}
+	by := int32(1)
+	if !receivedReset(c.TCPConn) {
+		if cc, ok := c.ex.clientConn.(*clientConn); ok && receivedReset(cc.TCPConn) {
+			by = 2
+		} else if tc, ok := c.ex.clientConn.(*net.TCPConn); ok && receivedReset(tc) {
+			by = 2
+		}
+	}
+	c.resetBy.CompareAndSwap(0, by)
+}
+
+// CloseWrite is called when the client finished sending. The upstream may
+// still answer, but not forever: a peer that never sends FIN would otherwise
+// hold both sockets, since net/http clears all deadlines on hijack.
+func (c *tapConn) CloseWrite() error {
+	err := c.TCPConn.CloseWrite()
+	if c.linger > 0 {
+		_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.linger))
+	}
+	return err
+}
+
+// CloseRead is called when the upstream finished sending; the client gets
+// the same linger to finish its side.
+func (c *tapConn) CloseRead() error {
+	err := c.TCPConn.CloseRead()
+	if c.linger > 0 && c.ex.clientConn != nil {
+		_ = c.ex.clientConn.SetReadDeadline(time.Now().Add(c.linger))
+	}
+	return err
+}
+
+// Close may be called more than once by goproxy (on a copy error and again
+// after both copies ended); the event waits for both directions.
+func (c *tapConn) Close() error {
+	err := c.TCPConn.Close()
+	c.closed.Store(true)
+	c.maybeFinish()
+	return err
+}
+
+func (c *tapConn) dirDone() {
+	c.dirs.Add(1)
+	c.maybeFinish()
+}
+
+func (c *tapConn) maybeFinish() {
+	if c.closed.Load() && c.dirs.Load() == 2 {
+		c.once.Do(c.finish)
+	}
+}
+
+// abort closes both sides of the tunnel at shutdown; the copies then end
+// and the event is emitted with outcome shutdown.
+func (c *tapConn) abort() {
+	c.shutdown.Store(true)
+	_ = c.TCPConn.Close()
+	if c.ex.clientConn != nil {
+		_ = c.ex.clientConn.Close()
+	}
+}
+
+func (c *tapConn) finish() {
+	ex := c.ex
+	ex.srv.untrack(c)
+	ex.bytesUp, ex.bytesDown = c.bytesUp, c.bytesDown
+	if !c.firstByte.IsZero() {
+		ex.ttfb, ex.hasTTFB = c.firstByte.Sub(ex.start), true
+	}
+	ex.tlsSNI = c.up.sni
+	ex.tlsVersion = tlsVersionName(c.down.version)
+	o, err := c.verdict()
+	ex.fail(o, err)
+	ex.finish()
+}
+
+// verdict decides a finished tunnel's outcome. Precedence: our own shutdown;
+// then an alert seen in the handshake (a client that rejects a certificate
+// sends its alert and closes, and closing with unread data makes the kernel
+// send a reset: the alert is the cause, the reset its echo); then a reset;
+// then what the TLS observers saw.
+func (c *tapConn) verdict() (rules.Outcome, error) {
+	if c.shutdown.Load() {
+		return rules.Shutdown, errors.New("tunnel closed by shutdown")
+	}
+	if side, alert := c.noteAlert(); alert > 0 || (alert == 0 && !c.up.handshakeDone) {
+		return rules.TLSFailure, errors.New(side + " sent TLS alert " + alertName(alert) + " during the handshake")
+	}
+	if !c.up.handshakeDone && !c.up.notTLS && (c.up.encryptedAlert || c.up.smallAppData) {
+		c.ex.tlsAlert = "encrypted"
+		return rules.TLSFailure, errors.New("client ended the TLS handshake with an encrypted alert (certificate rejected?)")
+	}
+	for _, err := range [...]error{c.errUp, c.errDown} {
+		if err == nil || !isReset(err) {
+			continue
+		}
+		// A client that drops a finished exchange with unread data in its
+		// buffer (a TLS session ticket, a close_notify) resets instead of
+		// closing: that ends a completed exchange, it is not a failure.
+		if c.resetBy.Load() == 2 && c.up.handshakeDone && c.bytesDown > 0 {
+			return rules.OK, nil
+		}
+		if c.resetBy.Load() == 2 {
+			return rules.ConnectionReset, errors.New("client reset the connection: " + err.Error())
+		}
+		return rules.ConnectionReset, err
+	}
+	if c.bytesUp == 0 {
+		return rules.ClientAborted, errors.New("client closed the tunnel without sending anything")
+	}
+	switch {
+	case c.up.notTLS, c.up.handshakeDone:
+		return rules.OK, nil
+	case c.up.seen > observeMaxBytes || c.up.records > observeMaxRecords:
+		// Too long a handshake to follow; nothing says it failed.
+		return rules.OK, nil
+	case c.down.version == 0:
+		return rules.TLSFailure, errors.New("TLS handshake did not complete: no ServerHello from upstream")
+	}
+	return rules.TLSFailure, errors.New("TLS handshake did not complete: client closed after the server's first flight")
+}
+
+// noteAlert records a plaintext alert seen in either direction, the
+// upstream's first since it usually explains the client's.
+func (c *tapConn) noteAlert() (side string, alert int) {
+	switch {
+	case c.down.alert >= 0:
+		side, alert = "upstream", c.down.alert
+	case c.up.alert >= 0:
+		side, alert = "client", c.up.alert
+	default:
+		return "", -1
+	}
+	c.ex.tlsAlert = alertName(alert)
+	return side, alert
+}
+
+// tunnels tracks live tunnels, which http.Server.Shutdown neither sees nor waits for.
+type tunnels struct {
+	mu  sync.Mutex
+	set map[*tapConn]struct{}
+}
+
+func (t *tunnels) add(c *tapConn) {
+	t.mu.Lock()
+	if t.set == nil {
+		t.set = make(map[*tapConn]struct{})
+	}
+	t.set[c] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *tunnels) remove(c *tapConn) {
+	t.mu.Lock()
+	delete(t.set, c)
+	t.mu.Unlock()
+}
+
+func (t *tunnels) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.set)
+}
+
+func (t *tunnels) abortAll() {
+	t.mu.Lock()
+	list := make([]*tapConn, 0, len(t.set))
+	for c := range t.set {
+		list = append(list, c)
+	}
+	t.mu.Unlock()
+	for _, c := range list {
+		c.abort()
+	}
+}
+
+var _ net.Conn = (*tapConn)(nil)
