@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -192,19 +193,22 @@ func want(t testing.TB, ev map[string]any, fields map[string]any) {
 // listen443 listens on port 443 of a random 127/8 address, so Microsoft host
 // names can be mapped to it with hosts overrides and still match rules that
 // list only ports 80 and 443. Binding 443 needs root (CI runs as root).
-func listen443(t testing.TB) net.Listener {
+func listen443(t testing.TB) net.Listener { return listenOn(t, 443) }
+
+// listenOn listens on a well-known port of a random 127/8 address.
+func listenOn(t testing.TB, port uint16) net.Listener {
 	t.Helper()
 	for i := 0; i < 20; i++ {
 		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(250)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))})
-		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, 443).String())
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, port).String())
 		if err == nil {
 			return ln
 		}
 		if errors.Is(err, syscall.EACCES) {
-			t.Skip("binding port 443 needs root")
+			t.Skip("binding a port below 1024 needs root")
 		}
 	}
-	t.Fatal("no free 127/8 address for port 443")
+	t.Fatalf("no free 127/8 address for port %d", port)
 	return nil
 }
 
@@ -218,4 +222,20 @@ func tlsOrigin443(t testing.TB, ca *testnet.CA, h http.Handler, maxVersion uint1
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// hostsDial is a dial function for test parents that maps names like the
+// tap's hosts overrides do.
+func hostsDial(m map[string]netip.Addr) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if ip, ok := m[host]; ok {
+			addr = net.JoinHostPort(ip.String(), p)
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
 }

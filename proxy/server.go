@@ -259,7 +259,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, ex *exchan
 		s.refuse(w, ex, rules.Denied, "request targets the tap itself")
 		return
 	}
-	s.classify(ex)
+	s.classify(ex, "")
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
 	s.gp.ServeHTTP(&ex.rw, r)
 	if !ex.tunnel.Load() {
@@ -292,7 +292,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		s.refuse(w, ex, rules.Denied, "request targets the tap itself")
 		return
 	}
-	s.classify(ex)
+	s.classify(ex, r.URL.Path)
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.reqBody = countingBody{rc: r.Body, ex: ex}
 		r.Body = &ex.reqBody
@@ -327,13 +327,15 @@ func (s *Server) endPlain(ex *exchange) {
 	}
 }
 
-// classify matches rules and chooses the route.
-func (s *Server) classify(ex *exchange) {
+// classify matches rules and chooses the route. An exchange is checked as
+// a probe only when it asks for the probe's own path: the same host also
+// serves /redirect, which is meant to redirect.
+func (s *Server) classify(ex *exchange, path string) {
 	if set := s.rules(); set != nil {
 		ex.match = set.Match(ex.host, ex.port)
 	}
 	r := ex.match.Rule
-	ex.probe = r != nil && r.Probe != nil
+	ex.probe = r != nil && r.Probe != nil && !ex.connecting && strings.EqualFold(path, r.Probe.Path)
 	switch {
 	case s.parent == nil, s.bypass.match(ex.host),
 		s.opts.ProbesDirect && ex.probe:

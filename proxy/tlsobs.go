@@ -62,6 +62,12 @@ func (o *tlsObserver) init(fromClient bool) {
 
 // feed consumes bytes of this direction in order.
 func (o *tlsObserver) feed(p []byte) {
+	if o.seen == 0 && len(p) > 0 && p[0] != recHandshake && p[0] != recAlert {
+		// Decided on the first byte: a short plaintext exchange never fills
+		// a record header.
+		o.notTLS, o.done = true, true
+		return
+	}
 	for len(p) > 0 && !o.done {
 		if o.hdrN < 5 {
 			n := copy(o.hdr[o.hdrN:], p)
