@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/internal/ruleset"
+	"github.com/m365tap/m365tap/rules"
 )
 
 // Version is set at build time with -ldflags "-X github.com/m365tap/m365tap/cli.Version=...".
@@ -91,4 +93,37 @@ func goVersion() string {
 		return bi.GoVersion
 	}
 	return "unknown"
+}
+
+// rulesEnv gives the rules commands the same rule set and settings the tap
+// would use, read lazily so `rules list` works without a config file.
+func rulesEnv(load func() (*config.Config, error)) RulesEnv {
+	return RulesEnv{
+		Load: func() (*rules.Set, *rules.Catalogue, error) {
+			cfg, err := load()
+			if err != nil {
+				return nil, nil, err
+			}
+			return ruleset.Load(cfg)
+		},
+		ExpressRoute: func() bool {
+			cfg, err := load()
+			return err == nil && cfg.Network.ExpressRoute
+		},
+		Language: func() rules.Language {
+			if cfg, err := load(); err == nil {
+				if l, err := rules.ParseLanguage(cfg.Log.Language); err == nil {
+					return l
+				}
+			}
+			return rules.LangEN
+		},
+		CataloguePath: func() string {
+			cfg, err := load()
+			if err != nil {
+				return ""
+			}
+			return ruleset.CataloguePath(cfg)
+		},
+	}
 }

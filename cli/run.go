@@ -46,7 +46,7 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 		}
 	}()
 
-	set, err := ruleset.Load(cfg)
+	set, _, err := ruleset.Load(cfg)
 	if err != nil {
 		return err
 	}

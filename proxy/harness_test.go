@@ -71,7 +71,7 @@ type harness struct {
 }
 
 // newHarness starts the tap on loopback with the real embedded rules. The
-// options' Log and Rules are filled in; everything else is the caller's.
+// options' Rules (and Log, unless given) are filled in.
 func newHarness(t testing.TB, opts proxy.Options) *harness {
 	t.Helper()
 	cat, err := rules.EmbeddedCatalogue()
@@ -85,7 +85,9 @@ func newHarness(t testing.TB, opts proxy.Options) *harness {
 	h := &harness{t: t, log: &eventLog{}, rules: new(atomic.Pointer[rules.Set])}
 	h.rules.Store(set)
 	opts.Rules = h.rules
-	opts.Log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logs.EncoderConfig()), h.log, zapcore.DebugLevel))
+	if opts.Log == nil {
+		opts.Log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logs.EncoderConfig()), h.log, zapcore.DebugLevel))
+	}
 	h.srv = proxy.New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -42,25 +42,26 @@ type File struct {
 	Rules []config.UserRule `yaml:"rules"`
 }
 
-// Load compiles the rule set the configuration describes.
-func Load(cfg *config.Config) (*rules.Set, error) {
+// Load compiles the rule set the configuration describes, and returns the
+// catalogue it was built from.
+func Load(cfg *config.Config) (*rules.Set, *rules.Catalogue, error) {
 	cat, err := Catalogue(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	specs := toSpecs(cfg.Rules.User)
 	for _, path := range cfg.Rules.Files {
 		fs, err := readFile(path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		specs = append(specs, fs...)
 	}
 	set, err := rules.Compile(cat, specs)
 	if err != nil {
-		return nil, fmt.Errorf("rules: %w", err)
+		return nil, nil, fmt.Errorf("rules: %w", err)
 	}
-	return set, nil
+	return set, cat, nil
 }
 
 // Catalogue returns the updated catalogue on disk if there is one, else the
@@ -172,7 +173,7 @@ func Watch(ctx context.Context, cfg *config.Config, dst *atomic.Pointer[rules.Se
 			log.Warn("rules_watch_failed", zap.Error(err))
 		case <-pending:
 			pending = nil
-			set, err := Load(cfg)
+			set, _, err := Load(cfg)
 			if err != nil {
 				log.Warn("rules_reload_failed", zap.String("error", err.Error()), zap.String("kept_version", dst.Load().Version()))
 				continue

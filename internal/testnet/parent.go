@@ -76,7 +76,8 @@ type Parent struct {
 	ln        net.Listener
 	srv       *http.Server
 	transport *http.Transport
-	done      chan struct{} // closed at cleanup; releases ParentSlow handlers
+	ctx       context.Context // canceled at cleanup; releases ParentSlow handlers and tunnel dials
+	cancel    context.CancelFunc
 	served    chan struct{} // closed when srv.Serve has returned
 
 	// wg counts server connections (through ConnState), handlers, and
@@ -107,10 +108,10 @@ func NewParent(t testing.TB, opts ParentOptions) *Parent {
 	p := &Parent{
 		opts:    opts,
 		ln:      ln,
-		done:    make(chan struct{}),
 		served:  make(chan struct{}),
 		tunnels: make(map[net.Conn]struct{}),
 	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.transport = &http.Transport{
 		// Never the environment's proxy: the parent is the last hop.
 		Proxy:               nil,
@@ -190,7 +191,7 @@ func (p *Parent) close() {
 		tunnels = append(tunnels, c)
 	}
 	p.mu.Unlock()
-	close(p.done)
+	p.cancel()
 	for _, c := range tunnels {
 		_ = c.Close()
 	}
@@ -221,7 +222,7 @@ func (p *Parent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ParentSlow:
 		select {
 		case <-r.Context().Done():
-		case <-p.done:
+		case <-p.ctx.Done():
 		}
 		// Dropping the connection without a response is the point: a
 		// normal return would send an empty 200.
@@ -311,7 +312,11 @@ func (p *Parent) tunnel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "connection cannot be hijacked", http.StatusInternalServerError)
 		return
 	}
-	up, err := p.dial(r.Context(), "tcp", r.Host)
+	// Not r.Context(): net/http cancels it when the client half-closes
+	// after its CONNECT, which a client may do before the tunnel is up.
+	ctx, cancel := context.WithTimeout(p.ctx, parentDialTimeout)
+	up, err := p.dial(ctx, "tcp", r.Host)
+	cancel()
 	if err != nil {
 		http.Error(w, "parent proxy: "+err.Error(), http.StatusBadGateway)
 		return
