@@ -202,7 +202,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	w.wroteHeader = true
-	if code >= 200 {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
 		w.ex.status = code
 	}
 	w.flush = w.Header().Get("Content-Length") == "" && code != http.StatusNoContent && code != http.StatusNotModified

@@ -299,6 +299,12 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 	}
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
 	s.gp.ServeHTTP(&ex.rw, r)
+	if ex.clientConn != nil {
+		// goproxy returns from a WebSocket relay when one side ends but
+		// leaves the hijacked client connection open; close it so the
+		// other relay goroutine ends too.
+		_ = ex.clientConn.Close()
+	}
 	s.endPlain(ex)
 	ex.finish()
 }
