@@ -175,24 +175,25 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 }
 
 func (ex *exchange) marshalRule(enc zapcore.ObjectEncoder) {
-	r := ex.match.Rule
-	if r == nil {
-		return
+	if r := ex.match.Rule; r != nil {
+		enc.AddString("rule_id", r.ID)
+		var buf [64]byte
+		enc.AddByteString("rule_ids", ex.match.IDs(buf[:0]))
+		enc.AddString("rule_source", r.Source.String())
+		enc.AddString("service_area", r.ServiceArea)
+		enc.AddBool("required", r.Required)
+		enc.AddBool("express_route", r.ExpressRoute)
+		if r.Category != "" {
+			enc.AddString("category", r.Category)
+		}
+		if r.Probe != nil {
+			enc.AddBool("probe", true)
+		}
 	}
-	enc.AddString("rule_id", r.ID)
-	var buf [64]byte
-	enc.AddByteString("rule_ids", ex.match.IDs(buf[:0]))
-	enc.AddString("rule_source", r.Source.String())
-	enc.AddString("service_area", r.ServiceArea)
-	enc.AddBool("required", r.Required)
-	enc.AddBool("express_route", r.ExpressRoute)
-	if r.Category != "" {
-		enc.AddString("category", r.Category)
-	}
-	if r.Probe != nil {
-		enc.AddBool("probe", true)
-	}
-	c := rules.CauseFor(r, ex.outcome, ex.srv.opts.ExpressRoute)
+	// The cause looks at every matched rule, not only the winner: a host
+	// listed in an optional set and in a required Common one is required.
+	// It also applies with no rule, when the parent proxy itself failed.
+	c, _ := ex.match.Cause(ex.outcome, ex.srv.opts.ExpressRoute)
 	if c == nil {
 		return
 	}

@@ -100,7 +100,7 @@ type entry struct {
 	key  uint64 // precedence; higher wins
 }
 
-// precedence packs the ordering documented on Set.Match into one integer so
+// precedence packs the ordering documented on Set into one integer so
 // that a lookup compares candidates with a single comparison:
 //
 //	bits 56-63 source (user > ncsi > catalogue)
@@ -325,9 +325,11 @@ func hashSpecs(specs []Spec) string {
 	return hex.EncodeToString(h.Sum(nil))[:8]
 }
 
-// Match finds the rules covering host on TCP port (0: any port). host may
-// carry upper case and one trailing dot; anything that is not a plausible
-// host name matches nothing. Match does not allocate.
+// Match finds the rules covering host on TCP port (0: any port). ASCII
+// upper case and one trailing dot are normalised away; a name with an empty
+// label or longer than 253 characters matches nothing; other bytes are
+// compared as they are, so they can only ever fall under a wildcard. Match
+// does not allocate.
 func (s *Set) Match(host string, port int) Match {
 	var m Match
 	if s == nil {

@@ -455,13 +455,16 @@ func refMatch(pat, host string) bool {
 	}
 }
 
+// asciiLower folds byte by byte: hosts are bytes here, and strings.Map
+// would replace invalid UTF-8, changing the length.
 func asciiLower(s string) string {
-	return strings.Map(func(r rune) rune {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
 		}
-		return r
-	}, s)
+	}
+	return string(b)
 }
 
 func asciiUpper(s string) string {
