@@ -315,6 +315,7 @@ func TestBadFixtures(t *testing.T) {
 		want string
 	}{
 		{"unknown_key", `config: listen_addr: unknown key`},
+		{"unknown_key_control", `config: "listen\naddr": unknown key`},
 		{"unknown_nested_key", `config: log.levle: unknown key`},
 		{"unknown_rule_key", `config: rules.user[0].url: unknown key`},
 		{"type_list", `config: dns.servers = "127.0.0.1:53": want a list`},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -31,7 +32,13 @@ type UnknownKeyError struct {
 }
 
 func (e *UnknownKeyError) Error() string {
-	return "config: " + e.Key + ": unknown key"
+	key := e.Key
+	// The key is user input: a control character in it must not forge a
+	// second line in a log.
+	if q := strconv.Quote(key); q[1:len(q)-1] != key {
+		key = q
+	}
+	return "config: " + key + ": unknown key"
 }
 
 func fieldError(key, value, allowed string) *FieldError {

@@ -130,7 +130,7 @@ func TestFixturesLeaveNothingRunning(t *testing.T) {
 					must(t, err)
 				}
 			}
-			WaitFor(t, func() bool { return echo.Accepted() == 1 }, time.Second)
+			WaitFor(t, func() bool { return echo.Accepted() == 1 }, 5*time.Second)
 		}},
 	}
 	for _, tc := range cases {

@@ -270,9 +270,9 @@ type ResetMode int
 const (
 	// ResetOnAccept aborts each connection as soon as it is accepted, before
 	// reading anything. The kernel completes the handshake before accept,
-	// so the client sees ECONNRESET either from connect itself (when the RST
-	// beats its connect completion to the runtime) or from its first read
-	// or write; never ECONNREFUSED.
+	// so the client never sees ECONNREFUSED; it sees ECONNRESET from connect
+	// itself (when the RST beats the runtime to the connect completion) or
+	// from its first read, or EPIPE from a write after the RST.
 	ResetOnAccept ResetMode = iota
 	// ResetAfterRequest reads the client's first flight (an HTTP request
 	// head, or whatever arrives before the client pauses) and then aborts.
