@@ -19,7 +19,9 @@ M365TAP_ACCESS_PORTS=18090 M365TAP_LOG_STDOUT=false M365TAP_LOG_FILE="$out/event
 tap=$!
 for _ in $(seq 50); do grep -q listening "$out/stderr" 2>/dev/null && break; sleep 0.1; done
 "$out/tunnelbulk" -proxy "127.0.0.1:$port" -bytes $((mib << 20)) -n "$n"
-kill -INT "$tap"; wait "$tap" || true
+# Stop the tap itself (strace passes no signal on), then let strace report.
+pkill -INT -P "$tap" m365tap || true
+wait "$tap" || true
 echo "tap syscalls for $n tunnel(s) of $mib MiB:"
 cat "$out/strace.txt"
 echo "events: $(grep -c '"msg":"exchange"' "$out/events.json")"

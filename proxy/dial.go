@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,44 @@ type dialer struct {
 	headerTimeout  time.Duration
 	parent         *parentProxy
 	now            func() time.Time
+	dests          destCache
+}
+
+// destCache remembers the address each destination was last dialled at, so
+// an exchange served on a pooled upstream connection still logs dest_ip
+// (which the ExpressRoute comparison needs). Keys are value types, so a
+// lookup allocates nothing.
+type destCache struct {
+	mu sync.RWMutex
+	m  map[destKey]netip.Addr
+}
+
+type destKey struct {
+	host string
+	port int
+}
+
+func (c *destCache) remember(host string, port int, ip netip.Addr) {
+	k := destKey{host, port}
+	c.mu.RLock()
+	old, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok && old == ip {
+		return
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 4096 {
+		c.m = make(map[destKey]netip.Addr)
+	}
+	c.m[k] = ip
+	c.mu.Unlock()
+}
+
+func (c *destCache) lookup(host string, port int) (netip.Addr, bool) {
+	c.mu.RLock()
+	ip, ok := c.m[destKey{host, port}]
+	c.mu.RUnlock()
+	return ip, ok
 }
 
 func newResolver(servers []string) *net.Resolver {
@@ -99,6 +138,7 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 	defer cancel()
 	var last error
 	for i, ip := range ips {
+		ip = ip.Unmap()
 		if i == 4 {
 			break
 		}
@@ -107,7 +147,12 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 		if err == nil {
 			if ex != nil {
 				ex.connect, ex.hasConnect = d.now().Sub(start), true
-				ex.destIP = ip
+				if ex.route != RouteParent {
+					// dest_ip is the destination's address; through a
+					// parent the tap never learns it.
+					ex.destIP = ip
+					d.dests.remember(ex.host, port, ip)
+				}
 			}
 			return c.(*net.TCPConn), nil
 		}

@@ -49,7 +49,8 @@ type exchange struct {
 	userAgent  string
 	route      Route
 	destIP     netip.Addr
-	probe      bool // the matched rule is an NCSI-style probe
+	probe      bool // a request for the path of an NCSI-style probe rule
+	reused     bool // plain HTTP served on a pooled upstream connection
 	match      rules.Match
 	connecting bool // CONNECT
 	tunnel     atomic.Bool
@@ -132,6 +133,9 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if ex.destIP.IsValid() {
 		enc.AddString("dest_ip", ex.destIP.String())
 	}
+	if ex.reused {
+		enc.AddBool("reused", true)
+	}
 	enc.AddString("outcome", ex.outcome.String())
 	enc.AddString("class", ex.outcome.Class().String())
 	if ex.err != "" {
@@ -186,7 +190,7 @@ func (ex *exchange) marshalRule(enc zapcore.ObjectEncoder) {
 		if r.Category != "" {
 			enc.AddString("category", r.Category)
 		}
-		if r.Probe != nil {
+		if ex.probe {
 			enc.AddBool("probe", true)
 		}
 	}

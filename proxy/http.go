@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/elazarl/goproxy"
 
@@ -287,7 +288,7 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 var sensitiveQuery = map[string]bool{
 	"code": true, "token": true, "access_token": true, "id_token": true, "refresh_token": true,
 	"client_secret": true, "password": true, "sig": true, "assertion": true, "samlresponse": true,
-	"samlrequest": true, "client_assertion": true, "login_hint": false,
+	"samlrequest": true, "client_assertion": true,
 }
 
 // redactURL renders a URL for the log without userinfo and with the values
@@ -349,7 +350,10 @@ type clientConn struct {
 	// pending: bytes of a request arrived (StateActive) but no handler ran yet.
 	pending atomic.Bool
 	// status the server wrote itself while a request was pending.
-	status  atomic.Int32
+	status atomic.Int32
+	// waiting is since when the connection waits for a request head (unix
+	// ns): net/http reports StateActive only once the head was read.
+	waiting atomic.Int64
 	current atomic.Pointer[exchange]
 }
 
@@ -370,10 +374,13 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 		return
 	}
 	switch state {
+	case http.StateNew, http.StateIdle:
+		cc.pending.Store(false)
+		cc.waiting.Store(s.now().UnixNano())
 	case http.StateActive:
 		cc.pending.Store(true)
 		cc.status.Store(0)
-	case http.StateIdle, http.StateHijacked:
+	case http.StateHijacked:
 		cc.pending.Store(false)
 	case http.StateClosed:
 		if cc.pending.Swap(false) {
@@ -390,6 +397,9 @@ func (s *Server) malformed(cc *clientConn) {
 	switch {
 	case status == 0 && s.forced.Load():
 		ex.fail(rules.Shutdown, errors.New("connection closed by shutdown before a full request head arrived"))
+	case status == 0 && s.now().Sub(time.Unix(0, cc.waiting.Load())) >= s.opts.ReadHeaderTimeout:
+		// net/http closes silently when timeouts.read_header expires.
+		ex.fail(rules.BadRequest, errors.New("request head not complete within timeouts.read_header ("+s.opts.ReadHeaderTimeout.String()+")"))
 	case status == 0:
 		ex.fail(rules.ClientAborted, errors.New("connection closed before a full request head arrived"))
 	case status == http.StatusRequestHeaderFieldsTooLarge:

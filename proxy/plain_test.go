@@ -250,3 +250,43 @@ func TestClientNotAllowed(t *testing.T) {
 	}
 	want(t, h.waitEvents(1)[0], map[string]any{"outcome": "denied", "class": "denied"})
 }
+
+// TestSlowRequestHead: a client that never finishes its request head is cut
+// off at timeouts.read_header and still leaves one event saying so.
+func TestSlowRequestHead(t *testing.T) {
+	h := newHarness(t, proxy.Options{ReadHeaderTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET http://example.test/ HTTP/1.1\r\nHost: exa")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	ev := h.waitEvents(1)[0]
+	want(t, ev, map[string]any{"outcome": "bad_request"})
+	if !strings.Contains(ev["error"].(string), "timeouts.read_header") {
+		t.Errorf("error %q does not name the bound", ev["error"])
+	}
+}
+
+// TestPooledConnectionKeepsDestIP: exchanges on a reused upstream
+// connection still name the address they went to.
+func TestPooledConnectionKeepsDestIP(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "x") }))
+	t.Cleanup(origin.Close)
+	h := newHarness(t, proxy.Options{})
+	c := h.client()
+	c.Transport.(*http.Transport).DisableKeepAlives = false
+	for i := 0; i < 2; i++ {
+		resp, err := c.Get(origin.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	ev := h.waitEvents(2)
+	want(t, ev[0], map[string]any{"dest_ip": "127.0.0.1", "reused": nil})
+	want(t, ev[1], map[string]any{"dest_ip": "127.0.0.1", "reused": true, "connect_ms": nil})
+}

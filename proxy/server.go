@@ -202,12 +202,19 @@ func (s *Server) Shutdown(grace time.Duration) {
 	s.tr.CloseIdleConnections()
 }
 
+// maxUserAgent bounds a client-chosen string in every event.
+const maxUserAgent = 256
+
 func (s *Server) rules() *rules.Set { return s.opts.Rules.Load() }
 
 func (s *Server) begin(r *http.Request) *exchange {
 	s.inflight.Add(1)
 	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), client: r.RemoteAddr, method: r.Method}
-	ex.userAgent = r.Header.Get("User-Agent")
+	if ua := r.Header.Get("User-Agent"); len(ua) > maxUserAgent {
+		ex.userAgent = ua[:maxUserAgent]
+	} else {
+		ex.userAgent = ua
+	}
 	return ex
 }
 
@@ -304,6 +311,11 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		// leaves the hijacked client connection open; close it so the
 		// other relay goroutine ends too.
 		_ = ex.clientConn.Close()
+	}
+	if !ex.hasConnect && ex.route == RouteDirect && ex.upstreamStatus != 0 {
+		// Served on a pooled connection: no dial, same destination.
+		ex.reused = true
+		ex.destIP, _ = s.dial.dests.lookup(ex.host, ex.port)
 	}
 	s.endPlain(ex)
 	ex.finish()

@@ -231,6 +231,11 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 	if c.shutdown.Load() {
 		return rules.Shutdown, errors.New("tunnel closed by shutdown")
 	}
+	if c.bytesUp == 0 && c.errUp == nil {
+		// Whatever the upstream said when the client left, the client never
+		// started: nothing here is the path's fault.
+		return rules.ClientAborted, errors.New("client closed the tunnel without sending anything")
+	}
 	if side, alert := c.noteAlert(); alert > 0 || (alert == 0 && !c.up.handshakeDone) {
 		return rules.TLSFailure, errors.New(side + " sent TLS alert " + alertName(alert) + " during the handshake")
 	}
@@ -238,23 +243,21 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 		c.ex.tlsAlert = "encrypted"
 		return rules.TLSFailure, errors.New("client ended the TLS handshake with an encrypted alert (certificate rejected?)")
 	}
-	for _, err := range [...]error{c.errUp, c.errDown} {
-		if err == nil || !isReset(err) {
-			continue
-		}
-		// A client that drops a finished exchange with unread data in its
-		// buffer (a TLS session ticket, a close_notify) resets instead of
-		// closing: that ends a completed exchange, it is not a failure.
-		if c.resetBy.Load() == 2 && c.up.handshakeDone && c.bytesDown > 0 {
+	if err := c.resetErr(); err != nil {
+		completed := (c.up.handshakeDone || c.up.notTLS) && c.bytesDown > 0
+		switch {
+		case completed && c.resetBy.Load() == 2:
+			// A client that drops a finished exchange with unread data in
+			// its buffer (a session ticket) resets instead of closing.
 			return rules.OK, nil
-		}
-		if c.resetBy.Load() == 2 {
+		case completed && c.errDown == nil:
+			// The upstream had already closed its side cleanly; the
+			// client's last bytes (a close_notify) met a closed socket.
+			return rules.OK, nil
+		case c.resetBy.Load() == 2:
 			return rules.ConnectionReset, errors.New("client reset the connection: " + err.Error())
 		}
 		return rules.ConnectionReset, err
-	}
-	if c.bytesUp == 0 {
-		return rules.ClientAborted, errors.New("client closed the tunnel without sending anything")
 	}
 	switch {
 	case c.up.notTLS, c.up.handshakeDone:
@@ -266,6 +269,15 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 		return rules.TLSFailure, errors.New("TLS handshake did not complete: no ServerHello from upstream")
 	}
 	return rules.TLSFailure, errors.New("TLS handshake did not complete: client closed after the server's first flight")
+}
+
+func (c *tapConn) resetErr() error {
+	for _, err := range [...]error{c.errDown, c.errUp} {
+		if err != nil && isReset(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // noteAlert records a plaintext alert seen in either direction, the

@@ -149,6 +149,9 @@ func Watch(ctx context.Context, cfg *config.Config, dst *atomic.Pointer[rules.Se
 		}
 		watched[abs] = true
 		dir := filepath.Dir(abs)
+		// The catalogue's directory may not exist until the first
+		// `rules update`; create it so that update is noticed.
+		_ = os.MkdirAll(dir, 0o755)
 		if err := w.Add(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Warn("rules_watch_failed", zap.String("dir", dir), zap.Error(err))
 		}

@@ -139,7 +139,7 @@ func (ca *CA) LeafWith(t testing.TB, opts LeafOptions, names ...string) tls.Cert
 }
 
 // serial is a random 128-bit serial number: RFC 5280 section 4.1.2.2 wants
-// serials unique per issuer, and clients cache by issuer and serial.
+// serials unique per issuer, and random ones need no shared counter.
 func serial(t testing.TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))

@@ -110,9 +110,10 @@ func (d *DNS) Dial(ctx context.Context, network, _ string) (net.Conn, error) {
 }
 
 // Resolver returns a pure-Go resolver that sends every query to this
-// server. It still consults /etc/hosts first, as any Go resolver does, so
-// tests should use names under .test (RFC 2606), which no hosts file
-// carries.
+// server. It still consults /etc/hosts first and tries the search domains
+// of /etc/resolv.conf, as any Go resolver does, so tests should use names
+// under .test (RFC 2606), which hosts files do not carry, and end them with
+// a dot when query counts matter.
 func (d *DNS) Resolver() *net.Resolver {
 	return &net.Resolver{PreferGo: true, Dial: d.Dial}
 }
@@ -228,7 +229,8 @@ func (d *DNS) serveTCP() {
 }
 
 // serveConn answers length-prefixed messages (RFC 1035 section 4.2.2) until
-// the client closes; RFC 7766 lets a client send several on one connection.
+// the client closes; a client may send several on one connection (RFC 7766
+// section 6.2.1).
 func (d *DNS) serveConn(c net.Conn) {
 	defer d.wg.Done()
 	defer func() {
@@ -309,7 +311,7 @@ func (d *DNS) answer(query []byte, udp bool) []byte {
 	resp := build(h, &q, dnsmessage.RCodeSuccess, b.addrs, false)
 	if udp && len(resp) > udpLimit(&p) {
 		// Too big for the client's buffer: send the header and question with
-		// TC set, which tells it to retry over TCP (RFC 7766 section 5).
+		// TC set, which tells it to retry over TCP (RFC 1035 section 4.2.1).
 		resp = build(h, &q, dnsmessage.RCodeSuccess, nil, true)
 	}
 	return resp

@@ -122,7 +122,7 @@ func NewParent(t testing.TB, opts ParentOptions) *Parent {
 		IdleConnTimeout:     30 * time.Second,
 	}
 	p.srv = &http.Server{
-		Handler:           p,
+		Handler:           http.HandlerFunc(p.serve),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          testLogger(t),
 		ConnState: func(_ net.Conn, s http.ConnState) {
@@ -200,8 +200,7 @@ func (p *Parent) close() {
 	p.transport.CloseIdleConnections()
 }
 
-// ServeHTTP is the proxy's handler.
-func (p *Parent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (p *Parent) serve(w http.ResponseWriter, r *http.Request) {
 	p.wg.Add(1)
 	defer p.wg.Done()
 

@@ -187,7 +187,7 @@ func (s *Server) readRequest(c net.Conn) {
 }
 
 // reset aborts c with a TCP RST instead of a FIN: SO_LINGER with a zero
-// timeout makes close(2) discard the connection (RFC 9293 section 3.10.4,
+// timeout makes close(2) discard the connection (RFC 9293 section 3.10.5,
 // "abort"), so the peer sees ECONNRESET rather than a clean EOF.
 func reset(c *net.TCPConn) {
 	_ = c.SetLinger(0)
