@@ -241,3 +241,7 @@ func hostsDial(m map[string]netip.Addr) func(ctx context.Context, network, addr 
 		return d.DialContext(ctx, network, addr)
 	}
 }
+
+func newOptionsWithHosts(addr string, names ...string) proxy.Options {
+	return proxy.Options{Hosts: hostsFor(addr, names...)}
+}
