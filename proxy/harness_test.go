@@ -85,6 +85,11 @@ func newHarness(t testing.TB, opts proxy.Options) *harness {
 	h := &harness{t: t, log: &eventLog{}, rules: new(atomic.Pointer[rules.Set])}
 	h.rules.Store(set)
 	opts.Rules = h.rules
+	if len(opts.DNSServers) == 0 {
+		// Never the system resolver: a name a test forgot to map fails
+		// here, on loopback, instead of leaving the machine.
+		opts.DNSServers = []string{testnet.Closed(t)}
+	}
 	if opts.Log == nil {
 		opts.Log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logs.EncoderConfig()), h.log, zapcore.DebugLevel))
 	}
