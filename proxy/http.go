@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"strconv"
@@ -293,7 +294,7 @@ var sensitiveQuery = map[string]bool{
 
 // redactURL renders a URL for the log without userinfo and with the values
 // of sensitive query keys replaced.
-func redactURL(u *url.URL) string {
+func redactURL(u *url.URL, keys map[string]bool) string {
 	if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
 		return u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
@@ -301,12 +302,12 @@ func redactURL(u *url.URL) string {
 	c.User = nil
 	c.Fragment, c.RawFragment = "", ""
 	if c.RawQuery != "" {
-		c.RawQuery = redactQuery(c.RawQuery)
+		c.RawQuery = redactQuery(c.RawQuery, keys)
 	}
 	return c.String()
 }
 
-func redactQuery(q string) string {
+func redactQuery(q string, keys map[string]bool) string {
 	var b strings.Builder
 	b.Grow(len(q))
 	for i, part := range strings.Split(q, "&") {
@@ -318,7 +319,7 @@ func redactQuery(q string) string {
 		if err != nil {
 			k = key
 		}
-		if hasValue && sensitiveQuery[strings.ToLower(k)] {
+		if hasValue && keys[strings.ToLower(k)] {
 			b.WriteString(key)
 			b.WriteString("=REDACTED")
 			continue
@@ -330,23 +331,41 @@ func redactQuery(q string) string {
 
 // listener wraps accepted connections so the server can notice requests
 // that never reach a handler (malformed heads that net/http answers itself).
-type listener struct{ net.Listener }
+type listener struct {
+	net.Listener
+	s *Server
+}
 
 func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			return c, nil
+		}
+		var ip netip.Addr
+		if ap, err := netip.ParseAddrPort(tc.RemoteAddr().String()); err == nil {
+			ip = ap.Addr().Unmap()
+		}
+		if reason, status := l.s.limits.acquire(ip); reason != "" {
+			// Answered on its own goroutine: a flood must not stall Accept.
+			go l.s.refuseConn(tc, reason, status)
+			continue
+		}
+		return &clientConn{TCPConn: tc, ip: ip, limits: &l.s.limits}, nil
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		return &clientConn{TCPConn: tc}, nil
-	}
-	return c, nil
 }
 
 // clientConn is a client connection. It embeds *net.TCPConn and does not
 // override ReadFrom, so a tunnel writing to it still splices.
 type clientConn struct {
 	*net.TCPConn
+	ip     netip.Addr
+	limits *connLimiter
+	closed atomic.Bool
 	// pending: bytes of a request arrived (StateActive) but no handler ran yet.
 	pending atomic.Bool
 	// status the server wrote itself while a request was pending.
@@ -355,6 +374,15 @@ type clientConn struct {
 	// ns): net/http reports StateActive only once the head was read.
 	waiting atomic.Int64
 	current atomic.Pointer[exchange]
+}
+
+// Close releases the connection's place in the limits exactly once, however
+// many owners (net/http, goproxy, a tunnel) close it.
+func (c *clientConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) && c.limits != nil {
+		c.limits.release(c.ip)
+	}
+	return c.TCPConn.Close()
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {

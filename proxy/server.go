@@ -49,6 +49,16 @@ type Options struct {
 	AllowPorts []int
 	// Allow are the client networks served; empty serves loopback clients only.
 	Allow []netip.Prefix
+	// Users maps user names to bcrypt hashes; non-empty makes clients
+	// authenticate with Proxy-Authorization Basic. Empty: no authentication.
+	Users map[string][]byte
+	// MaxConns bounds concurrent client connections ([4096]); negative: no bound.
+	MaxConns int
+	// MaxConnsPerClient bounds them per client address ([256]); negative: no bound.
+	MaxConnsPerClient int
+	// RedactQuery are query keys whose values are replaced in logged URLs,
+	// in addition to the built-in token and code keys.
+	RedactQuery []string
 	// Rules holds the current rule set; reloads swap it. Nil matches nothing.
 	Rules *atomic.Pointer[rules.Set]
 	// Log receives one "exchange" event per exchange. Nil discards.
@@ -75,9 +85,19 @@ type Server struct {
 	inflight sync.WaitGroup
 	tunnels  tunnels
 	forced   atomic.Bool
+	limits   connLimiter
+	auth     *authenticator
+	redact   map[string]bool
 
 	mu     sync.Mutex
 	listen []netip.AddrPort // our own listeners, for loop detection
+}
+
+func orDefaultInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -117,6 +137,15 @@ func New(opts Options) *Server {
 	}
 	for _, p := range opts.AllowPorts {
 		s.ports[p] = true
+	}
+	s.limits = connLimiter{max: orDefaultInt(opts.MaxConns, 4096), perClient: orDefaultInt(opts.MaxConnsPerClient, 256), byClient: map[netip.Addr]int{}}
+	s.auth = newAuthenticator(opts.Users)
+	s.redact = make(map[string]bool, len(sensitiveQuery)+len(opts.RedactQuery))
+	for k := range sensitiveQuery {
+		s.redact[k] = true
+	}
+	for _, k := range opts.RedactQuery {
+		s.redact[strings.ToLower(k)] = true
 	}
 	s.dial = &dialer{
 		resolver:       newResolver(opts.DNSServers),
@@ -170,7 +199,7 @@ func (s *Server) Serve(l net.Listener) error {
 		s.listen = append(s.listen, ap)
 		s.mu.Unlock()
 	}
-	err := s.hs.Serve(&listener{Listener: l})
+	err := s.hs.Serve(&listener{Listener: l, s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -243,6 +272,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, ex, rules.Denied, "client address is not in access.allow")
 		return
 	}
+	if s.auth != nil {
+		if reason := s.auth.check(r); reason != "" {
+			w.Header().Set("Proxy-Authenticate", `Basic realm="m365tap"`)
+			s.refuseStatus(w, ex, rules.Denied, http.StatusProxyAuthRequired, reason)
+			return
+		}
+	}
 	if r.Method == http.MethodConnect {
 		s.serveConnect(w, r, ex)
 		return
@@ -294,7 +330,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		return
 	}
 	ex.host, ex.port = host, port
-	ex.url = redactURL(r.URL)
+	ex.url = redactURL(r.URL, s.redact)
 	if s.isSelf(host, port) {
 		s.refuse(w, ex, rules.Denied, "request targets the tap itself")
 		return
@@ -365,8 +401,12 @@ func (s *Server) classify(ex *exchange, path string) {
 
 // refuse answers a request the tap will not forward, and logs it.
 func (s *Server) refuse(w http.ResponseWriter, ex *exchange, o rules.Outcome, reason string) {
+	s.refuseStatus(w, ex, o, clientStatus(o), reason)
+}
+
+func (s *Server) refuseStatus(w http.ResponseWriter, ex *exchange, o rules.Outcome, status int, reason string) {
 	ex.fail(o, errors.New(reason))
-	ex.status = clientStatus(o)
+	ex.status = status
 	writeOutcome(w, o, ex.status)
 	ex.finish()
 }
