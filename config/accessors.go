@@ -2,7 +2,11 @@ package config
 
 import (
 	"bytes"
+	"errors"
+	"strings"
+
 	"fmt"
+	"golang.org/x/crypto/bcrypt"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -178,4 +182,31 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// userHash splits an access.users entry. Only bcrypt hashes ($2a$, $2b$,
+// $2y$) are accepted: they are what htpasswd -B writes.
+func (c *Config) userHash(entry string) (string, []byte, error) {
+	name, hash, ok := strings.Cut(entry, ":")
+	if !ok || name == "" {
+		return "", nil, errors.New("want NAME:HASH")
+	}
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return "", nil, err
+	}
+	return name, []byte(hash), nil
+}
+
+// Users returns access.users as name to bcrypt hash; nil when empty.
+func (c *Config) Users() map[string][]byte {
+	if len(c.Access.Users) == 0 {
+		return nil
+	}
+	m := make(map[string][]byte, len(c.Access.Users))
+	for _, u := range c.Access.Users {
+		if name, hash, err := c.userHash(u); err == nil {
+			m[name] = hash
+		}
+	}
+	return m
 }

@@ -85,6 +85,15 @@ type Access struct {
 	Allow []string `mapstructure:"allow"`
 	// Ports are the destination ports CONNECT may reach.
 	Ports []int `mapstructure:"ports"`
+	// Users are NAME:BCRYPT-HASH entries; when set, clients must send
+	// Proxy-Authorization Basic. Empty: no client authentication.
+	Users []string `mapstructure:"users"`
+	// MaxConns bounds concurrent client connections.
+	MaxConns int `mapstructure:"max_conns"`
+	// MaxConnsPerClient bounds concurrent connections from one client address.
+	MaxConnsPerClient int `mapstructure:"max_conns_per_client"`
+	// RedactQuery are extra query keys whose values are logged as REDACTED.
+	RedactQuery []string `mapstructure:"redact_query"`
 }
 
 // Rules points at rule sources beyond the embedded catalogue.
@@ -152,7 +161,7 @@ func Default() Config {
 			ReadHeader:     10 * time.Second,
 			TunnelLinger:   30 * time.Second,
 		},
-		Access: Access{Ports: []int{80, 443}},
+		Access: Access{Ports: []int{80, 443}, MaxConns: 4096, MaxConnsPerClient: 256},
 		Log: Log{
 			Level:      "info",
 			Format:     "json",

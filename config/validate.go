@@ -26,6 +26,9 @@ const (
 	allowCIDR          = "want a CIDR such as 192.0.2.0/24 or a single IP address"
 	allowPortsEmpty    = "want at least one port; CONNECT could reach nothing"
 	allowPort          = "want a port 1..65535"
+	allowUser          = "want NAME:HASH with a bcrypt hash, such as engineer:$2a$10$... (htpasswd -nbB makes one)"
+	allowConns         = "want a whole number of connections, 1 or more"
+	allowQueryKey      = "want a query parameter name"
 	allowFile          = "want a file path"
 	allowRuleID        = "want a non-empty rule id"
 	allowRuleURLs      = "want at least one URL or host pattern"
@@ -122,6 +125,24 @@ func (c *Config) Validate() error {
 	for i, p := range c.Access.Ports {
 		if p < 1 || p > 65535 {
 			add(index("access.ports", i), strconv.Itoa(p), allowPort)
+		}
+	}
+	for i, u := range c.Access.Users {
+		if _, _, err := c.userHash(u); err != nil {
+			// The hash is not the password, but it is still not for logs.
+			name, _, _ := strings.Cut(u, ":")
+			add(index("access.users", i), name+":xxxxx", allowUser)
+		}
+	}
+	if c.Access.MaxConns < 1 {
+		add("access.max_conns", strconv.Itoa(c.Access.MaxConns), allowConns)
+	}
+	if c.Access.MaxConnsPerClient < 1 {
+		add("access.max_conns_per_client", strconv.Itoa(c.Access.MaxConnsPerClient), allowConns)
+	}
+	for i, k := range c.Access.RedactQuery {
+		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "&= ") {
+			add(index("access.redact_query", i), k, allowQueryKey)
 		}
 	}
 
