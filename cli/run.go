@@ -66,6 +66,7 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 		IdleTimeout:           cfg.Timeouts.Idle,
 		ReadHeaderTimeout:     cfg.Timeouts.ReadHeader,
 		TunnelLinger:          cfg.Timeouts.TunnelLinger,
+		TunnelIdle:            cfg.Timeouts.TunnelIdle,
 		ExpressRoute:          cfg.Network.ExpressRoute,
 		Language:              lang,
 		AllowPorts:            cfg.Access.Ports,

@@ -70,6 +70,8 @@ type Timeouts struct {
 	ReadHeader time.Duration `mapstructure:"read_header"`
 	// TunnelLinger bounds how long a tunnel stays open after one side half-closed.
 	TunnelLinger time.Duration `mapstructure:"tunnel_linger"`
+	// TunnelIdle closes a tunnel with no traffic in either direction this long.
+	TunnelIdle time.Duration `mapstructure:"tunnel_idle"`
 }
 
 // Network describes the customer's network so causes can be chosen.
@@ -160,6 +162,7 @@ func Default() Config {
 			Idle:           90 * time.Second,
 			ReadHeader:     10 * time.Second,
 			TunnelLinger:   30 * time.Second,
+			TunnelIdle:     10 * time.Minute,
 		},
 		Access: Access{Ports: []int{80, 443}, MaxConns: 4096, MaxConnsPerClient: 256},
 		Log: Log{

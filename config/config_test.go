@@ -92,6 +92,7 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 			Idle:           2 * time.Minute,
 			ReadHeader:     4 * time.Second,
 			TunnelLinger:   15 * time.Second,
+			TunnelIdle:     20 * time.Minute,
 		},
 		Network: Network{ExpressRoute: true},
 		Access: Access{

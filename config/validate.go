@@ -113,6 +113,7 @@ func (c *Config) Validate() error {
 	positive("timeouts.idle", c.Timeouts.Idle)
 	positive("timeouts.read_header", c.Timeouts.ReadHeader)
 	positive("timeouts.tunnel_linger", c.Timeouts.TunnelLinger)
+	positive("timeouts.tunnel_idle", c.Timeouts.TunnelIdle)
 
 	for i, a := range c.Access.Allow {
 		if _, ok := parsePrefix(a); !ok {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +210,38 @@ func TestShutdownClosesTunnels(t *testing.T) {
 		t.Fatalf("want 1 event right after Shutdown, got %d", len(ev))
 	}
 	want(t, ev[0], map[string]any{"outcome": "shutdown", "class": "aborted", "bytes_up": 4})
+}
+
+// TestTunnelIdleTimeout: a tunnel with no traffic either way is closed after
+// timeouts.tunnel_idle, while one that keeps talking stays open past it.
+func TestTunnelIdleTimeout(t *testing.T) {
+	echo := testnet.Echo(t)
+	h := newHarness(t, proxy.Options{AllowPorts: []int{mustPort(echo.Addr())}, TunnelIdle: 300 * time.Millisecond})
+	busy, resp, busyR := rawConnect(t, h.addr, echo.Addr(), nil)
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	idle, resp, idleR := rawConnect(t, h.addr, echo.Addr(), []byte("x"))
+	if resp.StatusCode != 200 {
+		t.Fatal(resp.Status)
+	}
+	io.ReadFull(idleR, make([]byte, 1))
+	buf := make([]byte, 4)
+	for i := 0; i < 8; i++ { // 8 x 100ms: well past the idle bound
+		busy.Write([]byte("ping"))
+		if _, err := io.ReadFull(busyR, buf); err != nil {
+			t.Fatalf("busy tunnel closed while in use: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	idle.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idleR.ReadByte(); err == nil {
+		t.Fatal("idle tunnel still open")
+	}
+	ev := h.waitEvents(1)[0]
+	want(t, ev, map[string]any{"outcome": "ok", "bytes_up": 1, "bytes_down": 1})
+	if !strings.Contains(ev["error"].(string), "tunnel_idle") {
+		t.Errorf("error %v does not name the bound", ev["error"])
+	}
+	busy.Close()
 }

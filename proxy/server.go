@@ -41,6 +41,7 @@ type Options struct {
 	IdleTimeout           time.Duration // [90s] idle keep-alive client connections
 	ReadHeaderTimeout     time.Duration // [10s]
 	TunnelLinger          time.Duration // [30s] after one side of a tunnel half-closed
+	TunnelIdle            time.Duration // [0: none] close a tunnel with no traffic either way this long
 	// ExpressRoute: the customer uses ExpressRoute (changes the cause chosen).
 	ExpressRoute bool
 	// Language of cause titles and remedies in events.
@@ -512,7 +513,7 @@ func (s *Server) connectDial(r *http.Request, _, _ string) (net.Conn, error) {
 		return nil, f
 	}
 	ex.status = http.StatusOK
-	t := &tapConn{TCPConn: c, ex: ex, linger: s.opts.TunnelLinger, fromParent: early}
+	t := &tapConn{TCPConn: c, ex: ex, linger: s.opts.TunnelLinger, idle: s.opts.TunnelIdle, fromParent: early}
 	t.up.init(true)
 	t.down.init(false)
 	ex.tunnel.Store(true)

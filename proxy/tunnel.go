@@ -22,6 +22,12 @@ type tapConn struct {
 	*net.TCPConn
 	ex     *exchange
 	linger time.Duration
+	idle   time.Duration // timeouts.tunnel_idle; 0: no idle bound
+
+	// Idle tracking (unix ns of the last bytes moved, per direction).
+	upActive, downActive atomic.Int64
+	lingering            atomic.Bool // a side half-closed: the linger deadline rules
+	idleClosed           atomic.Bool
 
 	fromParent []byte // bytes the parent sent right behind its 200
 
@@ -59,6 +65,7 @@ func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
 		bp := bufPool.Get().(*[]byte)
 		buf := *bp
 		for !c.up.done {
+			c.armIdle(c.ex.clientConn)
 			r, rerr := src.Read(buf)
 			if r > 0 {
 				c.up.feed(buf[:r])
@@ -81,7 +88,15 @@ func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
 		}
 		bufPool.Put(bp)
 	}
-	m, err := c.TCPConn.ReadFrom(src)
+	var m int64
+	if c.idle > 0 {
+		m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, func(lr *io.LimitedReader) (int64, error) {
+			lr.R = src
+			return c.TCPConn.ReadFrom(lr)
+		})
+	} else {
+		m, err = c.TCPConn.ReadFrom(src)
+	}
 	n += m
 	c.bytesUp, c.errUp = n, err
 	c.noteReset(err)
@@ -106,6 +121,7 @@ func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
 		bp := bufPool.Get().(*[]byte)
 		buf := *bp
 		for !c.down.done {
+			c.armIdle(c.TCPConn)
 			r, rerr := c.TCPConn.Read(buf)
 			if r > 0 {
 				if c.firstByte.IsZero() {
@@ -131,7 +147,18 @@ func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
 		}
 		bufPool.Put(bp)
 	}
-	m, err := c.TCPConn.WriteTo(dst)
+	var m int64
+	rf, canChunk := dst.(io.ReaderFrom)
+	if c.idle > 0 && canChunk {
+		m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, func(lr *io.LimitedReader) (int64, error) {
+			// dst's ReadFrom takes a LimitedReader around the bare
+			// *net.TCPConn and still splices.
+			lr.R = c.TCPConn
+			return rf.ReadFrom(lr)
+		})
+	} else {
+		m, err = c.TCPConn.WriteTo(dst)
+	}
 	n += m
 	if c.firstByte.IsZero() && m > 0 {
 		c.firstByte = time.Now()
@@ -157,11 +184,61 @@ func (c *tapConn) noteReset(err error) {
 	c.resetBy.CompareAndSwap(0, by)
 }
 
+// armIdle bounds a read during the handshake: a handshake that stalls for
+// timeouts.tunnel_idle is dead, whichever side it waits on.
+func (c *tapConn) armIdle(src interface{ SetReadDeadline(time.Time) error }) {
+	if c.idle > 0 && src != nil && !c.lingering.Load() {
+		_ = src.SetReadDeadline(time.Now().Add(c.idle))
+	}
+}
+
+// pumpChunk is how much one splice call may move before the idle clock is
+// looked at again; big enough that the extra bookkeeping is noise.
+const pumpChunk = 1 << 20
+
+// pump copies one direction in chunks so that the tunnel can be closed
+// after timeouts.tunnel_idle without traffic in either direction. Each
+// chunk is still one splice(2) run; a read deadline on the source bounds how
+// long a chunk may wait. A deadline that fires after some bytes moved is
+// progress, not idleness; one that fires with nothing moved ends the tunnel
+// only if the other direction was quiet too.
+func (c *tapConn) pump(mine, other *atomic.Int64, src interface{ SetReadDeadline(time.Time) error },
+	chunk func(*io.LimitedReader) (int64, error)) (int64, error) {
+	var total int64
+	lr := &io.LimitedReader{}
+	mine.Store(time.Now().UnixNano())
+	for {
+		if !c.lingering.Load() {
+			_ = src.SetReadDeadline(time.Now().Add(c.idle))
+		}
+		lr.N = pumpChunk
+		m, err := chunk(lr)
+		total += m
+		if m > 0 {
+			mine.Store(time.Now().UnixNano())
+		}
+		switch {
+		case err == nil && m < pumpChunk:
+			return total, nil // EOF
+		case err == nil:
+			continue
+		case isTimeout(err) && !c.lingering.Load():
+			if m > 0 || time.Since(time.Unix(0, other.Load())) < c.idle {
+				continue
+			}
+			c.idleClosed.Store(true)
+			return total, err
+		}
+		return total, err
+	}
+}
+
 // CloseWrite is called when the client finished sending. The upstream may
 // still answer, but not forever: a peer that never sends FIN would otherwise
 // hold both sockets, since net/http clears all deadlines on hijack.
 func (c *tapConn) CloseWrite() error {
 	err := c.TCPConn.CloseWrite()
+	c.lingering.Store(true)
 	if c.linger > 0 {
 		_ = c.TCPConn.SetReadDeadline(time.Now().Add(c.linger))
 	}
@@ -172,6 +249,7 @@ func (c *tapConn) CloseWrite() error {
 // the same linger to finish its side.
 func (c *tapConn) CloseRead() error {
 	err := c.TCPConn.CloseRead()
+	c.lingering.Store(true)
 	if c.linger > 0 && c.ex.clientConn != nil {
 		_ = c.ex.clientConn.SetReadDeadline(time.Now().Add(c.linger))
 	}
@@ -218,6 +296,9 @@ func (c *tapConn) finish() {
 	ex.tlsSNI = c.up.sni
 	ex.tlsVersion = tlsVersionName(c.down.version)
 	o, err := c.verdict()
+	if o == rules.OK && c.idleClosed.Load() {
+		err = errors.New("closed after timeouts.tunnel_idle (" + c.idle.String() + ") without traffic")
+	}
 	ex.fail(o, err)
 	ex.finish()
 }
