@@ -57,7 +57,7 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 	case code == http.StatusProxyAuthRequired && ex.route == RouteParent:
 		ex.fail(rules.ParentAuthRequired, errors.New("parent proxy answered "+resp.Status))
 	case ex.probe && code >= 300 && code < 400:
-		ex.fail(rules.ProbeRedirect, errors.New("probe redirected to "+strconv.Quote(printable([]byte(resp.Header.Get("Location")), 256))))
+		ex.fail(rules.ProbeRedirect, errors.New("probe redirected to "+strconv.Quote(s.redactLocation(resp.Header.Get("Location")))))
 	case code >= 400:
 		ex.fail(rules.HTTPError, errors.New("upstream answered "+resp.Status))
 	case ex.probe && code != http.StatusOK:
@@ -290,6 +290,21 @@ var sensitiveQuery = map[string]bool{
 	"code": true, "token": true, "access_token": true, "id_token": true, "refresh_token": true,
 	"client_secret": true, "password": true, "sig": true, "assertion": true, "samlresponse": true,
 	"samlrequest": true, "client_assertion": true,
+}
+
+// redactLocation renders a redirect target for the log: a portal's login
+// URL often carries a session token in its query.
+func (s *Server) redactLocation(loc string) string {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "(unparseable Location)"
+	}
+	u.User = nil
+	u.Fragment, u.RawFragment = "", ""
+	if u.RawQuery != "" {
+		u.RawQuery = redactQuery(u.RawQuery, s.redact)
+	}
+	return printable([]byte(u.String()), 256)
 }
 
 // redactURL renders a URL for the log without userinfo and with the values
