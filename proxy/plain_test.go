@@ -290,3 +290,49 @@ func TestPooledConnectionKeepsDestIP(t *testing.T) {
 	want(t, ev[0], map[string]any{"dest_ip": "127.0.0.1", "reused": nil})
 	want(t, ev[1], map[string]any{"dest_ip": "127.0.0.1", "reused": true, "connect_ms": nil})
 }
+
+// TestShutdownInFlightPlain: an exchange that finishes within the grace
+// period ends normally; one still waiting when the grace runs out ends as
+// shutdown. Both are logged before Shutdown returns.
+func TestShutdownInFlightPlain(t *testing.T) {
+	release := make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quick" {
+			time.Sleep(100 * time.Millisecond)
+			io.WriteString(w, "done")
+			return
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(release); origin.Close() })
+	h := newHarness(t, proxy.Options{ResponseHeaderTimeout: 10 * time.Second})
+	errs := make(chan error, 2)
+	for _, p := range []string{"/quick", "/stuck"} {
+		go func(p string) {
+			resp, err := h.client().Get(origin.URL + p)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}(p)
+	}
+	time.Sleep(50 * time.Millisecond) // both requests reach the origin
+	h.shutdown(400 * time.Millisecond)
+	ev := h.log.events(t)
+	if len(ev) != 2 {
+		t.Fatalf("want 2 events when Shutdown returns, got %d", len(ev))
+	}
+	got := map[string]string{}
+	for _, e := range ev {
+		got[e["url"].(string)[len(origin.URL):]] = e["outcome"].(string)
+	}
+	if got["/quick"] != "ok" || got["/stuck"] != "shutdown" {
+		t.Fatalf("outcomes %v, want /quick ok and /stuck shutdown", got)
+	}
+	<-errs
+	<-errs
+}
