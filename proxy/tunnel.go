@@ -51,53 +51,21 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 // ReadFrom carries client bytes to the upstream.
 func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
 	defer c.dirDone()
-	if early := c.ex.early; len(early) > 0 {
-		c.ex.early = nil
-		c.up.feed(early)
-		w, werr := c.TCPConn.Write(early)
-		n += int64(w)
-		if werr != nil {
-			c.bytesUp, c.errUp = n, werr
-			return n, werr
+	early := c.ex.early
+	c.ex.early = nil
+	n, eof, err := c.relayObserved(&c.up, early, src, c.TCPConn, c.ex.clientConn, nil)
+	if err == nil && !eof {
+		var m int64
+		if c.idle > 0 {
+			m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, func(lr *io.LimitedReader) (int64, error) {
+				lr.R = src
+				return c.TCPConn.ReadFrom(lr)
+			})
+		} else {
+			m, err = c.TCPConn.ReadFrom(src)
 		}
+		n += m
 	}
-	if !c.up.done {
-		bp := bufPool.Get().(*[]byte)
-		buf := *bp
-		for !c.up.done {
-			c.armIdle(c.ex.clientConn)
-			r, rerr := src.Read(buf)
-			if r > 0 {
-				c.up.feed(buf[:r])
-				w, werr := c.TCPConn.Write(buf[:r])
-				n += int64(w)
-				if werr != nil {
-					rerr = werr
-				}
-			}
-			if rerr != nil {
-				bufPool.Put(bp)
-				c.bytesUp = n
-				if rerr != io.EOF {
-					c.errUp = rerr
-					c.noteReset(rerr)
-					return n, rerr
-				}
-				return n, nil
-			}
-		}
-		bufPool.Put(bp)
-	}
-	var m int64
-	if c.idle > 0 {
-		m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, func(lr *io.LimitedReader) (int64, error) {
-			lr.R = src
-			return c.TCPConn.ReadFrom(lr)
-		})
-	} else {
-		m, err = c.TCPConn.ReadFrom(src)
-	}
-	n += m
 	c.bytesUp, c.errUp = n, err
 	c.noteReset(err)
 	return n, err
@@ -106,66 +74,78 @@ func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
 // WriteTo carries upstream bytes to the client.
 func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
 	defer c.dirDone()
-	if early := c.fromParent; len(early) > 0 {
-		c.fromParent = nil
-		c.firstByte = time.Now()
-		c.down.feed(early)
-		w, werr := dst.Write(early)
-		n += int64(w)
-		if werr != nil {
-			c.bytesDown, c.errDown = n, werr
-			return n, werr
+	early := c.fromParent
+	c.fromParent = nil
+	n, eof, err := c.relayObserved(&c.down, early, c.TCPConn, dst, c.TCPConn, &c.firstByte)
+	if err == nil && !eof {
+		var m int64
+		rf, canChunk := dst.(io.ReaderFrom)
+		if c.idle > 0 && canChunk {
+			m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, func(lr *io.LimitedReader) (int64, error) {
+				// dst's ReadFrom takes a LimitedReader around the bare
+				// *net.TCPConn and still splices.
+				lr.R = c.TCPConn
+				return rf.ReadFrom(lr)
+			})
+		} else {
+			m, err = c.TCPConn.WriteTo(dst)
 		}
-	}
-	if !c.down.done {
-		bp := bufPool.Get().(*[]byte)
-		buf := *bp
-		for !c.down.done {
-			c.armIdle(c.TCPConn)
-			r, rerr := c.TCPConn.Read(buf)
-			if r > 0 {
-				if c.firstByte.IsZero() {
-					c.firstByte = time.Now()
-				}
-				c.down.feed(buf[:r])
-				w, werr := dst.Write(buf[:r])
-				n += int64(w)
-				if werr != nil {
-					rerr = werr
-				}
-			}
-			if rerr != nil {
-				bufPool.Put(bp)
-				c.bytesDown = n
-				if rerr != io.EOF {
-					c.errDown = rerr
-					c.noteReset(rerr)
-					return n, rerr
-				}
-				return n, nil
-			}
+		if c.firstByte.IsZero() && m > 0 {
+			c.firstByte = time.Now()
 		}
-		bufPool.Put(bp)
-	}
-	var m int64
-	rf, canChunk := dst.(io.ReaderFrom)
-	if c.idle > 0 && canChunk {
-		m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, func(lr *io.LimitedReader) (int64, error) {
-			// dst's ReadFrom takes a LimitedReader around the bare
-			// *net.TCPConn and still splices.
-			lr.R = c.TCPConn
-			return rf.ReadFrom(lr)
-		})
-	} else {
-		m, err = c.TCPConn.WriteTo(dst)
-	}
-	n += m
-	if c.firstByte.IsZero() && m > 0 {
-		c.firstByte = time.Now()
+		n += m
 	}
 	c.bytesDown, c.errDown = n, err
 	c.noteReset(err)
 	return n, err
+}
+
+// relayObserved forwards one direction through a small buffer while its
+// observer still wants to see the bytes: first the early bytes that arrived
+// with the CONNECT exchange, then reads from src. eof reports that src
+// ended (cleanly) before the observer was done; the caller then has
+// nothing left to splice.
+func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, dst io.Writer,
+	deadline interface{ SetReadDeadline(time.Time) error }, first *time.Time) (n int64, eof bool, err error) {
+	if len(early) > 0 {
+		if first != nil {
+			*first = time.Now()
+		}
+		obs.feed(early)
+		w, err := dst.Write(early)
+		n += int64(w)
+		if err != nil {
+			return n, false, err
+		}
+	}
+	if obs.done {
+		return n, false, nil
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for !obs.done {
+		c.armIdle(deadline)
+		r, rerr := src.Read(buf)
+		if r > 0 {
+			if first != nil && first.IsZero() {
+				*first = time.Now()
+			}
+			obs.feed(buf[:r])
+			w, werr := dst.Write(buf[:r])
+			n += int64(w)
+			if werr != nil {
+				return n, false, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, true, nil
+		}
+		if rerr != nil {
+			return n, false, rerr
+		}
+	}
+	return n, false, nil
 }
 
 // noteReset finds out, while both sockets are still open, which peer reset.
