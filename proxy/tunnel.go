@@ -121,11 +121,15 @@ func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, d
 	if obs.done {
 		return n, false, nil
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
 	for !obs.done {
 		c.armIdle(deadline)
+		// Wait first, then borrow a buffer only for the read itself: a
+		// tunnel idling in its handshake holds no buffer.
+		if err := waitReadable(src); err != nil {
+			return n, false, err
+		}
+		bp := bufPool.Get().(*[]byte)
+		buf := *bp
 		r, rerr := src.Read(buf)
 		if r > 0 {
 			if first != nil && first.IsZero() {
@@ -135,9 +139,11 @@ func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, d
 			w, werr := dst.Write(buf[:r])
 			n += int64(w)
 			if werr != nil {
+				bufPool.Put(bp)
 				return n, false, werr
 			}
 		}
+		bufPool.Put(bp)
 		if rerr == io.EOF {
 			return n, true, nil
 		}
