@@ -112,8 +112,8 @@ func TestBinaryWithEmbeddedDefaults(t *testing.T) {
 			exchanges = append(exchanges, m)
 		}
 	}
-	if strings.Join(msgs, ",") != "start,exchange,exchange,stop" {
-		t.Fatalf("records %v, want start, two exchanges, stop (flushed on exit)", msgs)
+	if strings.Join(msgs, ",") != "start,exchange,exchange,report,stop" {
+		t.Fatalf("records %v, want start, two exchanges, the session's report, stop (flushed on exit)", msgs)
 	}
 	if exchanges[0]["outcome"] != "ok" || exchanges[1]["outcome"] != "ok" || exchanges[1]["rule_id"] != "56" ||
 		exchanges[1]["tls_sni"] != "login.microsoftonline.com" {

@@ -45,6 +45,8 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 			err = cerr
 		}
 	}()
+	sess, events := newSession(lg.Events, cfg.Log.Language)
+	lg.Events = events
 
 	set, _, err := ruleset.Load(cfg)
 	if err != nil {
@@ -100,11 +102,14 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	go ruleset.Watch(ctx, cfg, &current, lg.Events)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	stopProbes := startProbes(ctx, srv, cfg.Probes.Interval)
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
 	}
+	stopProbes()
 	srv.Shutdown(cfg.Shutdown.Grace)
+	sess.finish(lg.Events, stderr)
 	lg.Events.Info("stop", zap.String("listen", ln.Addr().String()))
 	return err
 }

@@ -119,7 +119,7 @@ func (d *dialer) resolve(ctx context.Context, ex *exchange, host string) ([]neti
 	ips, err := d.resolver.LookupNetIP(ctx, "ip", host)
 	cancel()
 	if ex != nil {
-		ex.dns, ex.hasDNS = d.now().Sub(start), true
+		ex.noteDNS(d.now().Sub(start))
 	}
 	if err != nil {
 		return nil, newFailure(classifyDNS(err), err)
@@ -146,13 +146,14 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 		c, err := nd.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String())
 		if err == nil {
 			if ex != nil {
-				ex.connect, ex.hasConnect = d.now().Sub(start), true
+				var dest netip.Addr
 				if ex.route != RouteParent {
 					// dest_ip is the destination's address; through a
 					// parent the tap never learns it.
-					ex.destIP = ip
+					dest = ip
 					d.dests.remember(ex.host, port, ip)
 				}
+				ex.noteConnect(d.now().Sub(start), dest)
 			}
 			return c.(*net.TCPConn), nil
 		}
@@ -162,7 +163,7 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 		}
 	}
 	if ex != nil {
-		ex.connect, ex.hasConnect = d.now().Sub(start), true
+		ex.noteConnect(d.now().Sub(start), netip.Addr{})
 	}
 	return nil, newFailure(classifyDial(last), last)
 }

@@ -91,6 +91,13 @@ type exchange struct {
 	hijackRW    bufio.ReadWriter
 
 	once sync.Once
+
+	// The transport dials on a goroutine of its own, which net/http lets
+	// outlive a canceled request (a later request may use the connection),
+	// so the dial-phase fields (dns, connect, destIP and their flags) are
+	// written under dialMu, and no longer once the event is written.
+	dialMu sync.Mutex
+	ended  bool
 }
 
 // fail records the first failure; later facts never overwrite the first cause.
@@ -107,8 +114,33 @@ func (ex *exchange) fail(o rules.Outcome, err error) {
 // finish emits the event exactly once.
 func (ex *exchange) finish() {
 	ex.once.Do(func() {
+		ex.dialMu.Lock()
+		ex.ended = true
+		ex.dialMu.Unlock()
 		ex.srv.emit(ex)
 	})
+}
+
+// noteDNS records the lookup's duration, unless the event was written.
+func (ex *exchange) noteDNS(d time.Duration) {
+	ex.dialMu.Lock()
+	if !ex.ended {
+		ex.dns, ex.hasDNS = d, true
+	}
+	ex.dialMu.Unlock()
+}
+
+// noteConnect records a connect attempt's duration and, when valid, the
+// address it reached, unless the event was written.
+func (ex *exchange) noteConnect(d time.Duration, ip netip.Addr) {
+	ex.dialMu.Lock()
+	if !ex.ended {
+		ex.connect, ex.hasConnect = d, true
+		if ip.IsValid() {
+			ex.destIP = ip
+		}
+	}
+	ex.dialMu.Unlock()
 }
 
 // MarshalLogObject writes the event's flat snake_case fields. Keys live only

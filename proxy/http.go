@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,10 +39,17 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 	if ex == nil {
 		return s.tr.RoundTrip(r)
 	}
+	if _, ok := r.Context().Value(exchangeKey{}).(*exchange); !ok {
+		// The transport may dial on behalf of this request after it
+		// ended (net/http lets a dial outlive its request), when the
+		// client connection already serves its next request: the dial
+		// must find this exchange, not the connection's current one.
+		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
+	}
 	resp, err := s.tr.RoundTrip(r)
 	if err != nil {
 		o := classifyRoundTrip(err)
-		if ex.reqBody.err != nil || r.Context().Err() != nil {
+		if _, upErr := ex.reqBody.result(); upErr != nil || r.Context().Err() != nil {
 			o = rules.ClientAborted
 		}
 		var f *failure
@@ -132,20 +141,32 @@ func isUpgrade(h http.Header) bool {
 }
 
 // countingBody counts request body bytes and remembers a client that went
-// away mid-upload.
+// away mid-upload. The transport reads it on a goroutine of its own, which
+// goes on when an early answer (a 413, a parent's 407) has already ended the
+// exchange, so the counts are kept under mu and read through result.
 type countingBody struct {
 	rc  io.ReadCloser
-	ex  *exchange
+	mu  sync.Mutex
+	n   int64
 	err error
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	b.ex.bytesUp += int64(n)
+	b.mu.Lock()
+	b.n += int64(n)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err
 	}
+	b.mu.Unlock()
 	return n, err
+}
+
+// result is what the body saw so far: the bytes read and the first error.
+func (b *countingBody) result() (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.n, b.err
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }
@@ -381,7 +402,10 @@ type clientConn struct {
 	ip     netip.Addr
 	limits *connLimiter
 	closed atomic.Bool
-	// pending: bytes of a request arrived (StateActive) but no handler ran yet.
+	// pending: bytes of a request arrived (StateActive) but no handler ran
+	// yet. A pending connection holds a place in the server's inflight
+	// count, so that Shutdown also waits for the event of a head that
+	// never completes, which is written only once the connection closes.
 	pending atomic.Bool
 	// status the server wrote itself while a request was pending.
 	status atomic.Int32
@@ -418,13 +442,15 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 	}
 	switch state {
 	case http.StateNew, http.StateIdle:
-		cc.pending.Store(false)
+		s.settle(cc)
 		cc.waiting.Store(s.now().UnixNano())
 	case http.StateActive:
-		cc.pending.Store(true)
+		if !cc.pending.Swap(true) {
+			s.inflight.Add(1)
+		}
 		cc.status.Store(0)
 	case http.StateHijacked:
-		cc.pending.Store(false)
+		s.settle(cc)
 	case http.StateClosed:
 		if cc.pending.Swap(false) {
 			s.malformed(cc)
@@ -432,8 +458,17 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 	}
 }
 
+// settle ends a connection's pending state: a handler took the request
+// (and holds an inflight place of its own) or there was none.
+func (s *Server) settle(cc *clientConn) {
+	if cc.pending.Swap(false) {
+		s.inflight.Done()
+	}
+}
+
+// malformed logs a request that net/http rejected; it takes over the
+// pending connection's inflight place, which emit releases.
 func (s *Server) malformed(cc *clientConn) {
-	s.inflight.Add(1)
 	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), client: cc.RemoteAddr().String()}
 	status := int(cc.status.Load())
 	ex.status = status

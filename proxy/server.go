@@ -37,7 +37,7 @@ type Options struct {
 	// Timeouts; zero takes the default noted in brackets.
 	DNSTimeout            time.Duration // [5s]
 	ConnectTimeout        time.Duration // [10s]
-	ResponseHeaderTimeout time.Duration // [30s] also bounds a parent's answer to CONNECT
+	ResponseHeaderTimeout time.Duration // [30s] also bounds a parent's answer to CONNECT and the TLS handshake with an https:// origin
 	IdleTimeout           time.Duration // [90s] idle keep-alive client connections
 	ReadHeaderTimeout     time.Duration // [10s]
 	TunnelLinger          time.Duration // [30s] after one side of a tunnel half-closed
@@ -164,6 +164,10 @@ func New(opts Options) *Server {
 		// Byte counts are wire bytes and clients get the body as sent.
 		DisableCompression:    true,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		// No response head can come before the handshake: an https://
+		// origin that accepts and never finishes it would otherwise hold
+		// the request until the client gave up, and no event until then.
+		TLSHandshakeTimeout:   opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		IdleConnTimeout:       opts.IdleTimeout,
 		// goproxy's default keeps 2 idle connections per host, which makes
@@ -254,7 +258,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := s.begin(r)
 	cc, _ := r.Context().Value(connKey{}).(*clientConn)
 	if cc != nil {
-		cc.pending.Store(false)
+		s.settle(cc)
 		cc.current.Store(ex)
 	} else {
 		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
@@ -338,7 +342,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 	}
 	s.classify(ex, r.URL.Path)
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.reqBody = countingBody{rc: r.Body, ex: ex}
+		ex.reqBody = countingBody{rc: r.Body}
 		r.Body = &ex.reqBody
 	}
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
@@ -349,17 +353,21 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		// other relay goroutine ends too.
 		_ = ex.clientConn.Close()
 	}
+	ex.dialMu.Lock()
 	if !ex.hasConnect && ex.route == RouteDirect && ex.upstreamStatus != 0 {
 		// Served on a pooled connection: no dial, same destination.
 		ex.reused = true
 		ex.destIP, _ = s.dial.dests.lookup(ex.host, ex.port)
 	}
+	ex.dialMu.Unlock()
+	ex.bytesUp, _ = ex.reqBody.result()
 	s.endPlain(ex)
 	ex.finish()
 }
 
 // endPlain settles a plain exchange's outcome from what the body copies saw.
 func (s *Server) endPlain(ex *exchange) {
+	_, upErr := ex.reqBody.result()
 	switch {
 	case ex.respErr != nil:
 		o := rules.ConnectionReset
@@ -370,8 +378,8 @@ func (s *Server) endPlain(ex *exchange) {
 			o = rules.ClientAborted
 		}
 		ex.fail(o, ex.respErr)
-	case ex.reqBody.err != nil:
-		ex.fail(rules.ClientAborted, ex.reqBody.err)
+	case upErr != nil:
+		ex.fail(rules.ClientAborted, upErr)
 	case ex.rw.writeErr != nil:
 		ex.fail(rules.ClientAborted, ex.rw.writeErr)
 	case ex.probeCheck:
@@ -391,13 +399,19 @@ func (s *Server) classify(ex *exchange, path string) {
 	}
 	r := ex.match.Rule
 	ex.probe = r != nil && r.Probe != nil && !ex.connecting && strings.EqualFold(path, r.Probe.Path)
+	ex.route = s.routeFor(ex.host, ex.probe)
+}
+
+// routeFor is the route traffic to host takes; probe is a request for a
+// probe rule's path. The active probe asks it too, to know which route
+// counts.
+func (s *Server) routeFor(host string, probe bool) Route {
 	switch {
-	case s.parent == nil, s.bypass.match(ex.host),
-		s.opts.ProbesDirect && ex.probe:
-		ex.route = RouteDirect
-	default:
-		ex.route = RouteParent
+	case s.parent == nil, s.bypass.match(host),
+		s.opts.ProbesDirect && probe:
+		return RouteDirect
 	}
+	return RouteParent
 }
 
 // refuse answers a request the tap will not forward, and logs it.
@@ -563,7 +577,8 @@ func headerSafe(r rune) rune {
 
 // exchange lookup: the per-connection record is found through the
 // connection the server stored in the context, which costs no allocation
-// per request; requests served without our listener carry it directly.
+// per request; requests served without our listener carry it directly, and
+// so do plain requests once RoundTrip hands them to the transport.
 type (
 	connKey     struct{}
 	exchangeKey struct{}
@@ -577,11 +592,15 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 }
 
 func exchangeFrom(ctx context.Context) *exchange {
+	// A request's own exchange first: RoundTrip binds it for the
+	// transport's dials, which can outlive the request.
+	if ex, ok := ctx.Value(exchangeKey{}).(*exchange); ok {
+		return ex
+	}
 	if cc, ok := ctx.Value(connKey{}).(*clientConn); ok {
 		return cc.current.Load()
 	}
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
+	return nil
 }
 
 // splitTarget parses host[:port] into a normalised host and a port.
@@ -597,12 +616,20 @@ func splitTarget(hostport string, defPort int) (string, int, error) {
 	if err != nil || port < 1 || port > 65535 {
 		return "", 0, errors.New("invalid port " + strconv.Quote(portStr))
 	}
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	host = strings.TrimRight(strings.ToLower(host), ".")
 	if host == "" {
 		return "", 0, errors.New("empty host")
 	}
 	for i := 0; i < len(host); i++ {
-		if c := host[i]; c <= ' ' || c == 0x7f || c == '/' || c == '@' {
+		if c := host[i]; c <= ' ' || c == 0x7f || c == '/' || c == '@' || c == '[' || c == ']' {
+			return "", 0, errors.New("invalid host " + strconv.Quote(host))
+		}
+	}
+	if strings.IndexByte(host, ':') >= 0 {
+		// Only an IPv6 literal has a colon; anything else is a port that
+		// did not parse ("a]b:80" reaches here whole when the URL has
+		// no port of its own).
+		if _, err := netip.ParseAddr(host); err != nil {
 			return "", 0, errors.New("invalid host " + strconv.Quote(host))
 		}
 	}

@@ -36,7 +36,7 @@ type tapConn struct {
 
 	bytesUp, bytesDown int64
 	errUp, errDown     error
-	// resetBy is who reset the connection: 0 none, 1 upstream, 2 client.
+	// resetBy is who reset the connection: resetUpstream | resetClient bits.
 	resetBy   atomic.Int32
 	firstByte time.Time
 
@@ -154,21 +154,31 @@ func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, d
 	return n, false, nil
 }
 
-// noteReset finds out, while both sockets are still open, which peer reset.
+// noteReset finds out, while both sockets are still open, which peers
+// reset: bit 1 the upstream, bit 2 the client.
 func (c *tapConn) noteReset(err error) {
 	if err == nil || !isReset(err) || c.resetBy.Load() != 0 {
 		return
 	}
-	by := int32(1)
-	if !receivedReset(c.TCPConn) {
-		if cc, ok := c.ex.clientConn.(*clientConn); ok && receivedReset(cc.TCPConn) {
-			by = 2
-		} else if tc, ok := c.ex.clientConn.(*net.TCPConn); ok && receivedReset(tc) {
-			by = 2
-		}
+	var by int32
+	if receivedReset(c.TCPConn) {
+		by |= resetUpstream
+	}
+	if cc, ok := c.ex.clientConn.(*clientConn); ok && receivedReset(cc.TCPConn) {
+		by |= resetClient
+	} else if tc, ok := c.ex.clientConn.(*net.TCPConn); ok && receivedReset(tc) {
+		by |= resetClient
+	}
+	if by == 0 {
+		by = resetUpstream // cannot tell: blame the path, not the client
 	}
 	c.resetBy.CompareAndSwap(0, by)
 }
+
+const (
+	resetUpstream = 1
+	resetClient   = 2
+)
 
 // armIdle bounds a read during the handshake: a handshake that stalls for
 // timeouts.tunnel_idle is dead, whichever side it waits on.
@@ -313,7 +323,7 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 	if err := c.resetErr(); err != nil {
 		completed := (c.up.handshakeDone || c.up.notTLS) && c.bytesDown > 0
 		switch {
-		case completed && c.resetBy.Load() == 2:
+		case completed && c.resetBy.Load()&resetClient != 0:
 			// A client that drops a finished exchange with unread data in
 			// its buffer (a session ticket) resets instead of closing.
 			return rules.OK, nil
@@ -321,7 +331,7 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 			// The upstream had already closed its side cleanly; the
 			// client's last bytes (a close_notify) met a closed socket.
 			return rules.OK, nil
-		case c.resetBy.Load() == 2:
+		case c.resetBy.Load() == resetClient:
 			return rules.ConnectionReset, errors.New("client reset the connection: " + err.Error())
 		}
 		return rules.ConnectionReset, err

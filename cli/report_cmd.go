@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/report"
+	"github.com/m365tap/m365tap/rules"
+)
+
+// reportFormat is a --format value restricted to the report's renderings.
+type reportFormat report.Format
+
+func (f *reportFormat) String() string { return string(*f) }
+func (f *reportFormat) Type() string   { return "text|json|markdown" }
+func (f *reportFormat) Set(s string) error {
+	v, err := report.ParseFormat(s)
+	if err != nil {
+		return err
+	}
+	*f = reportFormat(v)
+	return nil
+}
+
+// NewReportCommand returns `report`, the session's diagnosis from logs.
+func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
+	format := reportFormat(report.FormatText)
+	cmd := &cobra.Command{
+		Use:   "report [FILE...]",
+		Short: "Summarise a session's log: outcomes per rule, the article causes that apply, what to do",
+		Long: "report reads JSON-lines event logs (rotated files compressed with gzip too; - is\n" +
+			"standard input) and prints, per matched rule, the exchanges that ended ok and with each\n" +
+			"other outcome, the last failure and its cause; then the article causes that apply, most\n" +
+			"important first, with their remedies, and the facts a reader of the log would miss.\n" +
+			"Without FILE it reads log.file and its rotated copies. Texts follow log.language (--language).",
+		Example: "  m365tap report m365tap-events.log m365tap-events-*.log.gz\n" +
+			"  m365tap report --format markdown --language ja m365tap-events.log\n" +
+			"  m365tap run | tee session.log; m365tap report - < session.log",
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := load()
+			if err != nil {
+				return err
+			}
+			lang, err := rules.ParseLanguage(cfg.Log.Language)
+			if err != nil {
+				return err
+			}
+			if len(args) == 0 {
+				if cfg.Log.File == "" {
+					return errors.New("report: name a log file (or - for standard input); log.file is not set")
+				}
+				if args, err = logFiles(cfg.Log.File); err != nil {
+					return err
+				}
+			}
+			var agg report.Aggregate
+			skipped := 0
+			for _, name := range args {
+				st, err := readLog(&agg, name, cmd.InOrStdin())
+				if err != nil {
+					return err
+				}
+				skipped += st.Skipped
+			}
+			if skipped > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "m365tap: report: skipped %d lines that are not JSON records\n", skipped)
+			}
+			return agg.Summary(lang).Write(cmd.OutOrStdout(), report.Format(format))
+		},
+	}
+	cmd.Flags().Var(&format, "format", "output format: text, json or markdown")
+	return cmd
+}
+
+func readLog(agg *report.Aggregate, name string, stdin io.Reader) (report.ReadStats, error) {
+	if name == "-" {
+		st, err := agg.Read(stdin)
+		if err != nil {
+			err = fmt.Errorf("report: standard input: %w", err)
+		}
+		return st, err
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return report.ReadStats{}, fmt.Errorf("report: %w", err)
+	}
+	defer f.Close()
+	st, err := agg.Read(f)
+	if err != nil {
+		err = fmt.Errorf("report: %s: %w", name, err)
+	}
+	return st, err
+}
+
+// logFiles is the log file and the copies log rotation left beside it:
+// NAME-<time>.EXT, gzip-compressed as NAME-<time>.EXT.gz when log.compress
+// is on.
+func logFiles(path string) ([]string, error) {
+	dir, base := filepath.Split(path)
+	ext := filepath.Ext(base)
+	prefix := strings.TrimSuffix(base, ext) + "-"
+	if dir == "" {
+		dir = "."
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		n := e.Name()
+		if e.Type().IsRegular() && strings.HasPrefix(n, prefix) && (strings.HasSuffix(n, ext) || strings.HasSuffix(n, ext+".gz")) {
+			out = append(out, filepath.Join(filepath.Dir(path), n))
+		}
+	}
+	slices.Sort(out)
+	if _, err := os.Stat(path); err == nil {
+		out = append(out, path)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("report: %s: no such file, and no rotated copies beside it", path)
+	}
+	return out, nil
+}
+
+// session gathers the running tap's diagnosis: a report.Collector teed onto
+// the event logger, summarised at shutdown.
+type session struct {
+	coll *report.Collector
+	lang rules.Language
+}
+
+// newSession tees a collector onto events and returns the logger to use
+// from then on.
+func newSession(events *zap.Logger, language string) (*session, *zap.Logger) {
+	s := &session{coll: report.NewCollector()}
+	s.lang, _ = rules.ParseLanguage(language)
+	return s, events.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewTee(c, s.coll)
+	}))
+}
+
+// finish prints the summary to stderr and logs it as a "report" record.
+func (s *session) finish(events *zap.Logger, stderr io.Writer) {
+	sum := s.coll.Summary(s.lang)
+	fmt.Fprintln(stderr)
+	_ = sum.Write(stderr, report.FormatText)
+	events.Info("report", zap.Inline(sum))
+}

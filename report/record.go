@@ -1,0 +1,122 @@
+package report
+
+import (
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// Record is the part of one log record the report reads. Field names follow
+// docs/events.md.
+type Record struct {
+	Msg         string    `json:"msg"`
+	Time        time.Time `json:"ts"`
+	Method      string    `json:"method"`
+	Host        string    `json:"host"`
+	Port        int       `json:"port"`
+	Route       string    `json:"route"`
+	Outcome     string    `json:"outcome"`
+	Class       string    `json:"class"`
+	Error       string    `json:"error"`
+	RuleID      string    `json:"rule_id"`
+	RuleSource  string    `json:"rule_source"`
+	ServiceArea string    `json:"service_area"`
+	Required    bool      `json:"required"`
+	Probe       bool      `json:"probe"`
+	ProbeCheck  string    `json:"probe_check"`
+	CauseID     string    `json:"cause_id"`
+	// Listen is the start record's listen address.
+	Listen string `json:"listen"`
+}
+
+// picker is a zapcore.ObjectEncoder that keeps only the keys of Record and
+// drops the rest, so the Collector learns an event's facts from the same
+// MarshalLogObject call shape the JSON encoder uses, without encoding or
+// parsing anything.
+type picker struct {
+	rec Record
+	// nested counts open namespaces; keys inside one are not the event's.
+	nested int
+}
+
+func (p *picker) AddString(k, v string) {
+	if p.nested > 0 {
+		return
+	}
+	r := &p.rec
+	switch k {
+	case "method":
+		r.Method = v
+	case "host":
+		r.Host = v
+	case "route":
+		r.Route = v
+	case "outcome":
+		r.Outcome = v
+	case "class":
+		r.Class = v
+	case "error":
+		r.Error = v
+	case "rule_id":
+		r.RuleID = v
+	case "rule_source":
+		r.RuleSource = v
+	case "service_area":
+		r.ServiceArea = v
+	case "probe_check":
+		r.ProbeCheck = v
+	case "cause_id":
+		r.CauseID = v
+	case "listen":
+		r.Listen = v
+	}
+}
+
+func (p *picker) AddBool(k string, v bool) {
+	if p.nested > 0 {
+		return
+	}
+	switch k {
+	case "required":
+		p.rec.Required = v
+	case "probe":
+		p.rec.Probe = v
+	}
+}
+
+func (p *picker) AddInt64(k string, v int64) {
+	if p.nested == 0 && k == "port" {
+		p.rec.Port = int(v)
+	}
+}
+
+func (p *picker) AddInt(k string, v int)     { p.AddInt64(k, int64(v)) }
+func (p *picker) AddInt32(k string, v int32) { p.AddInt64(k, int64(v)) }
+func (p *picker) AddInt16(k string, v int16) { p.AddInt64(k, int64(v)) }
+func (p *picker) AddInt8(k string, v int8)   { p.AddInt64(k, int64(v)) }
+func (p *picker) AddUint64(k string, v uint64) {
+	if v <= 1<<31 {
+		p.AddInt64(k, int64(v))
+	}
+}
+func (p *picker) AddUint(k string, v uint)     { p.AddUint64(k, uint64(v)) }
+func (p *picker) AddUint32(k string, v uint32) { p.AddInt64(k, int64(v)) }
+func (p *picker) AddUint16(k string, v uint16) { p.AddInt64(k, int64(v)) }
+func (p *picker) AddUint8(k string, v uint8)   { p.AddInt64(k, int64(v)) }
+
+// The rest carry nothing the report reads.
+func (p *picker) AddArray(string, zapcore.ArrayMarshaler) error   { return nil }
+func (p *picker) AddObject(string, zapcore.ObjectMarshaler) error { return nil }
+func (p *picker) AddBinary(string, []byte)                        {}
+func (p *picker) AddByteString(string, []byte)                    {}
+func (p *picker) AddComplex128(string, complex128)                {}
+func (p *picker) AddComplex64(string, complex64)                  {}
+func (p *picker) AddDuration(string, time.Duration)               {}
+func (p *picker) AddFloat64(string, float64)                      {}
+func (p *picker) AddFloat32(string, float32)                      {}
+func (p *picker) AddTime(string, time.Time)                       {}
+func (p *picker) AddUintptr(string, uintptr)                      {}
+func (p *picker) AddReflected(string, any) error                  { return nil }
+func (p *picker) OpenNamespace(string)                            { p.nested++ }
+
+var _ zapcore.ObjectEncoder = (*picker)(nil)
