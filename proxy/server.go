@@ -312,7 +312,12 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, ex *exchan
 	s.gp.ServeHTTP(&ex.rw, r)
 	if !ex.tunnel.Load() {
 		ex.finish()
+		return
 	}
+	// The tunnel lives on; net/http's response writer and its 4 KiB read
+	// and write buffers must not live on with it in the exchange record.
+	ex.rw.ResponseWriter = nil
+	ex.hijackRW = bufio.ReadWriter{}
 }
 
 func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange) {

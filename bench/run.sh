@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmarks m365tap against no proxy, bare goproxy, Squid and tinyproxy on
+# loopback with one load generator (bench/harness), then runs the per-event
+# Go benchmarks. Everything listens on 127.0.0.1 only; every load loop is
+# bounded in time, and every process started here is killed when it ends.
+#
+#   bench/run.sh [quick|full]     quick: under 2 minutes; full: under 10
+#
+# Squid and tinyproxy come from Debian's packages (installed here when
+# missing, which needs root); without them those columns are left out.
+# The Markdown report goes to standard output and to $BENCH_OUT (default
+# /tmp/m365tap-bench-<mode>.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-quick}
+case "$mode" in quick|full) ;; *) echo "usage: bench/run.sh [quick|full]" >&2; exit 2 ;; esac
+out=${BENCH_OUT:-/tmp/m365tap-bench-$mode.md}
+
+if ! command -v squid >/dev/null || ! command -v tinyproxy >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq squid tinyproxy >/dev/null || true
+  else
+    echo "run.sh: squid/tinyproxy missing and not root; measuring without them" >&2
+  fi
+fi
+
+# 10,000 idle tunnels need 20,000 descriptors in the proxy: take the hard limit.
+ulimit -n "$(ulimit -Hn)"
+
+# BENCH_REV=<commit> measures that commit (from `git archive`, with this
+# bench/ directory copied in) instead of the working tree, which on a shared
+# checkout may hold someone's unfinished change.
+bin=$(mktemp -d)
+src=.
+trap 'rm -rf "$bin"' EXIT
+if [ -n "${BENCH_REV:-}" ]; then
+  src="$bin/src"
+  mkdir -p "$src"
+  git archive "$BENCH_REV" | tar -x -C "$src"
+  rm -rf "$src/bench" && cp -r bench "$src/bench"
+  built="commit $(git rev-parse --short "$BENCH_REV")"
+else
+  built="working tree at $(git rev-parse --short HEAD)"
+  git diff --quiet HEAD -- . ':(exclude)bench' || built="$built + uncommitted changes"
+fi
+(cd "$src" && go build -o "$bin/m365tap" .)
+go build -o "$bin/bareproxy" ./bench/bareproxy
+go build -o "$bin/harness" ./bench/harness
+
+echo "== proxies (bench/harness, $mode mode; load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
+"$bin/harness" -mode "$mode" -m365tap "$bin/m365tap" -built "$built" -bareproxy "$bin/bareproxy" -conf bench -out "$out"
+
+benchtime=200ms
+[ "$mode" = full ] && benchtime=1s
+{
+  echo
+  echo "## Per event: Go benchmarks (-benchtime $benchtime; load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo
+  echo "bench/encode encodes events the tap emitted for real exchanges; rules' BenchmarkMatch looks up a mix of hosts; in full mode bench/idle counts what 1,000 idle tunnels keep alive in process."
+  echo
+  echo '```'
+  (cd "$src" && go test -run '^$' -bench . -benchmem -benchtime "$benchtime" ./bench/encode/ ./rules/ 2>&1) |
+    grep -E '^(Benchmark|ok|FAIL|---)' || true
+  if [ "$mode" = full ]; then
+    # What one idle tunnel keeps alive in process (heap, stacks, goroutines).
+    (cd "$src" && go test -run '^$' -bench IdleTunnels -benchtime 1x ./bench/idle/ 2>&1) |
+      grep -E '^(Benchmark|ok|FAIL|---)' || true
+  fi
+  echo '```'
+} | tee -a "$out"
+echo "report: $out" >&2
