@@ -28,15 +28,10 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	lg, err := logs.New(logs.Options{
-		Level:      cfg.Log.Level,
-		Stdout:     cfg.Log.Stdout,
-		File:       cfg.Log.File,
-		MaxSizeMB:  cfg.Log.MaxSizeMB,
-		MaxBackups: cfg.Log.MaxBackups,
-		MaxAgeDays: cfg.Log.MaxAgeDays,
-		Compress:   cfg.Log.Compress,
-	})
+	logOpts := logs.ConfigOptions(cfg.Log)
+	logOpts.Meta.Version = Version
+	logOpts.Stderr = stderr
+	lg, err := logs.New(logOpts)
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,7 @@ func (c *Config) Redacted() Config {
 	r.Access.Allow = slices.Clone(c.Access.Allow)
 	r.Access.Ports = slices.Clone(c.Access.Ports)
 	r.Rules.Files = slices.Clone(c.Rules.Files)
+	r.Log.Sinks = slices.Clone(c.Log.Sinks)
 	r.Rules.User = slices.Clone(c.Rules.User)
 	for i := range r.Rules.User {
 		r.Rules.User[i].URLs = slices.Clone(r.Rules.User[i].URLs)

@@ -131,7 +131,8 @@ type UserRule struct {
 type Log struct {
 	// Level is the minimum level written: debug, info, warn, error.
 	Level string `mapstructure:"level"`
-	// Format of the event lines: json.
+	// Format of the event lines on stdout and in log.file: json (the
+	// tap's own schema), ecs (Elastic Common Schema) or cef (ArcSight CEF).
 	Format string `mapstructure:"format"`
 	// Stdout writes events to standard output.
 	Stdout bool `mapstructure:"stdout"`
@@ -143,6 +144,58 @@ type Log struct {
 	Compress   bool   `mapstructure:"compress"`
 	// Language of cause titles and remedies: en or ja.
 	Language string `mapstructure:"language"`
+	// Sinks are further outputs, each with its own format and level, in
+	// addition to stdout and file above. Empty: those two only.
+	Sinks []Sink `mapstructure:"sinks"`
+	// DrainTimeout bounds how long shutdown waits for the syslog sinks to
+	// send what they still hold; what is left is reported as lost.
+	DrainTimeout time.Duration `mapstructure:"drain_timeout"`
+}
+
+// Sink is one output of the event stream. Keys a type does not use must be
+// left empty.
+type Sink struct {
+	// Type is stdout, file or syslog.
+	Type string `mapstructure:"type"`
+	// Format is json, ecs or cef; empty means log.format.
+	Format string `mapstructure:"format"`
+	// Level is the minimum level: debug, info, warn or error; empty means log.level.
+	Level string `mapstructure:"level"`
+	// Path is the file of a file sink, rotated as log.file is
+	// (log.max_size_mb, log.max_backups, log.max_age_days, log.compress).
+	Path string `mapstructure:"path"`
+	// Network is the syslog transport: udp (RFC 5426, best effort), tcp
+	// (RFC 6587 octet counting) or tls (RFC 5425).
+	Network string `mapstructure:"network"`
+	// Address is the syslog receiver's host:port.
+	Address string `mapstructure:"address"`
+	// CAFile is a PEM bundle that verifies a tls receiver; empty means the
+	// system's roots.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and key, for a
+	// receiver that asks for one; both or neither.
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+	// ServerName is the name the receiver's certificate must carry; empty
+	// means the host of Address.
+	ServerName string `mapstructure:"server_name"`
+	// Facility is the syslog facility name; empty means local0.
+	Facility string `mapstructure:"facility"`
+	// AppName is the syslog APP-NAME; empty means m365tap.
+	AppName string `mapstructure:"app_name"`
+	// QueueSize is how many events a syslog sink holds while its receiver
+	// is slow or away; 0 means 10000. Beyond it events are counted as
+	// dropped and reported in an events_dropped record.
+	QueueSize int `mapstructure:"queue_size"`
+}
+
+// SyslogFacilities are the facility names a syslog sink accepts, with
+// their RFC 5424 codes.
+var SyslogFacilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
+	"lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
+	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
 }
 
 // Shutdown bounds the graceful stop.
@@ -166,14 +219,15 @@ func Default() Config {
 		},
 		Access: Access{Ports: []int{80, 443}, MaxConns: 4096, MaxConnsPerClient: 256},
 		Log: Log{
-			Level:      "info",
-			Format:     "json",
-			Stdout:     true,
-			MaxSizeMB:  100,
-			MaxBackups: 5,
-			MaxAgeDays: 0,
-			Compress:   true,
-			Language:   "en",
+			Level:        "info",
+			Format:       "json",
+			Stdout:       true,
+			MaxSizeMB:    100,
+			MaxBackups:   5,
+			MaxAgeDays:   0,
+			Compress:     true,
+			Language:     "en",
+			DrainTimeout: 5 * time.Second,
 		},
 		Shutdown: Shutdown{Grace: 10 * time.Second},
 	}

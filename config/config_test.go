@@ -137,6 +137,15 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 			MaxAgeDays: 30,
 			Compress:   false,
 			Language:   "ja",
+			Sinks: []Sink{
+				{Type: "file", Format: "ecs", Level: "info", Path: "/var/log/m365tap/events.ecs.json"},
+				{
+					Type: "syslog", Format: "cef", Level: "warn", Network: "tls", Address: "siem.example.com:6514",
+					CAFile: "/etc/m365tap/siem-ca.pem", CertFile: "/etc/m365tap/client.pem", KeyFile: "/etc/m365tap/client-key.pem",
+					ServerName: "collector.example.com", Facility: "local3", AppName: "tap-pc042", QueueSize: 50000,
+				},
+			},
+			DrainTimeout: 2 * time.Second,
 		},
 		Shutdown: Shutdown{Grace: 0},
 		source:   "testdata/good.yaml",
@@ -175,6 +184,47 @@ func TestExampleFileDocumentsEveryKeyAtItsDefault(t *testing.T) {
 	for _, l := range leaves(reflect.ValueOf(Default()), "") {
 		if !hasKey(doc, l.key) {
 			t.Errorf("example does not set %s", l.key)
+		}
+	}
+}
+
+// TestExampleSinksAreValid loads the commented log.sinks example of the
+// example file as a config of its own: it must hold every key of a sink
+// and load without error.
+func TestExampleSinksAreValid(t *testing.T) {
+	b, err := os.ReadFile("../m365tap.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	in := false
+	for line := range strings.SplitSeq(string(b), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "# sinks:":
+			in = true
+		case in && !strings.HasPrefix(strings.TrimSpace(line), "#"):
+			in = false
+		}
+		if in {
+			block = append(block, "  "+strings.TrimPrefix(strings.TrimSpace(line), "# "))
+		}
+	}
+	if len(block) == 0 {
+		t.Fatal("no commented sinks: block in the example")
+	}
+	file := filepath.Join(t.TempDir(), "sinks.yaml")
+	if err := os.WriteFile(file, []byte("log:\n"+strings.Join(block, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustLoad(t, LoadOptions{File: file})
+	if len(c.Log.Sinks) == 0 {
+		t.Fatalf("the example's sinks did not load:\n%s", strings.Join(block, "\n"))
+	}
+	text := strings.Join(block, "\n")
+	st := reflect.TypeFor[Sink]()
+	for i := range st.NumField() {
+		if key := st.Field(i).Tag.Get("mapstructure"); !strings.Contains(text, " "+key+":") {
+			t.Errorf("the example's sinks do not show %s", key)
 		}
 	}
 }
@@ -354,12 +404,28 @@ func TestBadFixtures(t *testing.T) {
 		{"hosts_name", `config: hosts[0] = "login microsoftonline.com=127.0.0.1": want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1`},
 		{"hosts_duplicate", `config: hosts[1] = "LOGIN.microsoftonline.com.=127.0.0.2": want each name once; an earlier entry already maps it`},
 		{"log_level", `config: log.level = "verbose": want debug, info, warn or error`},
-		{"log_format", `config: log.format = "ecs": want json`},
+		{"log_format", `config: log.format = "xml": want json, ecs or cef`},
+		{"log_drain_timeout", `config: log.drain_timeout = "0s": want a duration greater than zero, such as 10s`},
+		{"sink_type", `config: log.sinks[0].type = "kafka": want stdout, file or syslog`},
+		{"sink_format", `config: log.sinks[0].format = "leef": want json, ecs or cef`},
+		{"sink_level", `config: log.sinks[0].level = "trace": want debug, info, warn or error`},
+		{"sink_path", `config: log.sinks[0].path = "": want a file path`},
+		{"sink_path_duplicate", `config: log.sinks[0].path = "/var/log/m365tap/./events.json": want each file once; log.file or an earlier sink already writes it`},
+		{"sink_only_file", `config: log.sinks[0].path = "/var/log/m365tap/events.json": only a file sink takes a path`},
+		{"sink_only_syslog", `config: log.sinks[0].address = "siem.example.com:514": only a syslog sink takes this key`},
+		{"sink_network", `config: log.sinks[0].network = "relp": want udp, tcp or tls`},
+		{"sink_address", `config: log.sinks[0].address = "siem.example.com": want host:port with a port 1..65535, such as siem.example.com:6514`},
+		{"sink_only_tls", `config: log.sinks[0].ca_file = "/etc/m365tap/siem-ca.pem": only a syslog sink with network tls takes this key`},
+		{"sink_cert_pair", `config: log.sinks[0].key_file = "": want cert_file and key_file together`},
+		{"sink_facility", `config: log.sinks[0].facility = "local9": want kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp or local0 to local7`},
+		{"sink_app_name", `config: log.sinks[0].app_name = "m365 tap": want at most 48 printable ASCII characters, no spaces`},
+		{"sink_queue_size", `config: log.sinks[0].queue_size = "-1": want zero (10000 events) or a positive number of events`},
+		{"sink_unknown_key", `config: log.sinks[0].port: unknown key`},
 		{"log_language", `config: log.language = "fr": want en or ja`},
 		{"log_max_size", `config: log.max_size_mb = "0": want a size in megabytes greater than zero`},
 		{"log_max_backups", `config: log.max_backups = "-1": want zero (keep every rotated file) or more`},
 		{"log_max_age", `config: log.max_age_days = "-1": want zero (no age limit) or more days`},
-		{"log_nowhere", `config: log.stdout = "false": want true when log.file is empty; otherwise events go nowhere`},
+		{"log_nowhere", `config: log.stdout = "false": want true when log.file and log.sinks are empty; otherwise events go nowhere`},
 		{"rules_files", `config: rules.files[0] = "": want a file path`},
 		{"rule_id", `config: rules.user[0].id = "": want a non-empty rule id`},
 		{"rule_duplicate_id", `config: rules.user[1].id = "intranet": want each id once; an earlier rule already has it`},
@@ -423,6 +489,8 @@ func TestBadEnv(t *testing.T) {
 		{"M365TAP_ACCESS_PORTS=80,https", `config: access.ports = "80,https": want a comma-separated list of whole numbers`},
 		{"M365TAP_TIMEOUTS_IDLE=forever", `config: timeouts.idle = "forever": want a Go duration such as 5s or 250ms`},
 		{"M365TAP_RULES_USER=intranet", `config: rules.user = "intranet": want a list`},
+		{"M365TAP_LOG_SINKS=syslog", `config: log.sinks = "syslog": want a list`},
+		{"M365TAP_LOG_DRAIN_TIMEOUT=soon", `config: log.drain_timeout = "soon": want a Go duration such as 5s or 250ms`},
 		{"M365TAP_PARENT_URL=https://ops:" + secret + "@proxy.example.com:443", `config: parent.url = "https://ops:xxxxx@proxy.example.com:443": https parents are not supported yet; want http://[user:pass@]host:port`},
 		{"M365TAP_PARENT_URL=ops:" + secret + "@proxy.example.com:3128", `config: parent.url = "ops:xxxxx@proxy.example.com:3128": want http://[user:pass@]host:port, the port included`},
 	}

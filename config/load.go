@@ -67,7 +67,7 @@ func BindFlags(fs *pflag.FlagSet) {
 	fs.StringArray("host", d.Hosts, "NAME=IP override consulted before DNS, repeatable (hosts)")
 	fs.String("log-file", d.Log.File, "also write events to this rotating file (log.file)")
 	fs.String("log-level", d.Log.Level, "minimum level: debug, info, warn or error (log.level)")
-	fs.String("log-format", d.Log.Format, "event format: json (log.format)")
+	fs.String("log-format", d.Log.Format, "event format: json, ecs or cef (log.format)")
 	fs.Bool("express-route", d.Network.ExpressRoute, "the customer uses Azure ExpressRoute (network.express_route)")
 	fs.String("language", d.Log.Language, "language of cause titles and remedies: en or ja (log.language)")
 }

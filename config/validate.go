@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -36,14 +37,25 @@ const (
 	allowProbePath     = "want a path starting with /, such as /connecttest.txt"
 	allowProbeContent  = "want the text a probe's body must contain, such as Microsoft Connect Test"
 	allowLevel         = "want debug, info, warn or error"
-	allowFormat        = "want json"
+	allowFormat        = "want json, ecs or cef"
 	allowLanguage      = "want en or ja"
 	allowMaxSize       = "want a size in megabytes greater than zero"
 	allowMaxBackups    = "want zero (keep every rotated file) or more"
 	allowMaxAge        = "want zero (no age limit) or more days"
-	allowNowhere       = "want true when log.file is empty; otherwise events go nowhere"
+	allowNowhere       = "want true when log.file and log.sinks are empty; otherwise events go nowhere"
 	allowDuplicateHost = "want each name once; an earlier entry already maps it"
 	allowDuplicateRule = "want each id once; an earlier rule already has it"
+	allowSinkType      = "want stdout, file or syslog"
+	allowSinkNetwork   = "want udp, tcp or tls"
+	allowSinkAddress   = "want host:port with a port 1..65535, such as siem.example.com:6514"
+	allowSinkPath      = "want each file once; log.file or an earlier sink already writes it"
+	allowOnlyFile      = "only a file sink takes a path"
+	allowOnlySyslog    = "only a syslog sink takes this key"
+	allowOnlyTLS       = "only a syslog sink with network tls takes this key"
+	allowCertPair      = "want cert_file and key_file together"
+	allowFacility      = "want kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp or local0 to local7"
+	allowAppName       = "want at most 48 printable ASCII characters, no spaces"
+	allowQueueSize     = "want zero (10000 events) or a positive number of events"
 )
 
 // Validate checks every field and returns an errors.Join of *FieldError, one
@@ -179,17 +191,13 @@ func (c *Config) Validate() error {
 		}
 	}
 
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
+	if !isLevel(c.Log.Level) {
 		add("log.level", c.Log.Level, allowLevel)
 	}
-	// ECS and CEF are planned; until their encoders exist, accepting them
-	// would start a tap that writes a format nobody asked for.
-	if c.Log.Format != "json" {
+	if !isFormat(c.Log.Format) {
 		add("log.format", c.Log.Format, allowFormat)
 	}
-	if !c.Log.Stdout && c.Log.File == "" {
+	if !c.Log.Stdout && c.Log.File == "" && len(c.Log.Sinks) == 0 {
 		add("log.stdout", "false", allowNowhere)
 	}
 	if c.Log.MaxSizeMB <= 0 {
@@ -206,11 +214,124 @@ func (c *Config) Validate() error {
 	default:
 		add("log.language", c.Log.Language, allowLanguage)
 	}
+	c.validateSinks(add)
+	positive("log.drain_timeout", c.Log.DrainTimeout)
 
 	if c.Shutdown.Grace < 0 {
 		add("shutdown.grace", c.Shutdown.Grace.String(), allowGrace)
 	}
 	return errors.Join(errs...)
+}
+
+// validateSinks checks log.sinks: each sink's type, the keys its type
+// needs, and that it sets no key its type ignores (a syslog address on a
+// file sink is a mistake, not a preference).
+func (c *Config) validateSinks(add func(key, value, allowed string)) {
+	paths := map[string]bool{}
+	if c.Log.File != "" {
+		paths[filepath.Clean(c.Log.File)] = true
+	}
+	for i, sk := range c.Log.Sinks {
+		key := index("log.sinks", i)
+		switch sk.Type {
+		case "stdout", "file", "syslog":
+		default:
+			add(key+".type", sk.Type, allowSinkType)
+		}
+		if sk.Format != "" && !isFormat(sk.Format) {
+			add(key+".format", sk.Format, allowFormat)
+		}
+		if sk.Level != "" && !isLevel(sk.Level) {
+			add(key+".level", sk.Level, allowLevel)
+		}
+
+		switch {
+		case sk.Type != "file":
+			if sk.Path != "" {
+				add(key+".path", sk.Path, allowOnlyFile)
+			}
+		case strings.TrimSpace(sk.Path) == "":
+			add(key+".path", sk.Path, allowFile)
+		case paths[filepath.Clean(sk.Path)]:
+			// Two rotating writers on one file would interleave and
+			// rotate each other's lines away.
+			add(key+".path", sk.Path, allowSinkPath)
+		default:
+			paths[filepath.Clean(sk.Path)] = true
+		}
+
+		syslogKeys := []struct{ name, value string }{
+			{"network", sk.Network}, {"address", sk.Address}, {"ca_file", sk.CAFile},
+			{"cert_file", sk.CertFile}, {"key_file", sk.KeyFile}, {"server_name", sk.ServerName},
+			{"facility", sk.Facility}, {"app_name", sk.AppName},
+		}
+		if sk.Type != "syslog" {
+			for _, k := range syslogKeys {
+				if k.value != "" {
+					add(key+"."+k.name, k.value, allowOnlySyslog)
+				}
+			}
+			if sk.QueueSize != 0 {
+				add(key+".queue_size", strconv.Itoa(sk.QueueSize), allowOnlySyslog)
+			}
+			continue
+		}
+		switch sk.Network {
+		case "udp", "tcp", "tls":
+		default:
+			add(key+".network", sk.Network, allowSinkNetwork)
+		}
+		if host, port, err := net.SplitHostPort(sk.Address); err != nil || !isPort(port, 1) || !(isIP(host) || isHostName(host)) {
+			add(key+".address", sk.Address, allowSinkAddress)
+		}
+		if sk.Network != "tls" {
+			for _, k := range syslogKeys[2:6] {
+				if k.value != "" {
+					add(key+"."+k.name, k.value, allowOnlyTLS)
+				}
+			}
+		} else {
+			switch {
+			case sk.CertFile != "" && sk.KeyFile == "":
+				add(key+".key_file", sk.KeyFile, allowCertPair)
+			case sk.CertFile == "" && sk.KeyFile != "":
+				add(key+".cert_file", sk.CertFile, allowCertPair)
+			}
+		}
+		if _, ok := SyslogFacilities[sk.Facility]; sk.Facility != "" && !ok {
+			add(key+".facility", sk.Facility, allowFacility)
+		}
+		if sk.AppName != "" && !isPrintableASCII(sk.AppName, 48) {
+			add(key+".app_name", sk.AppName, allowAppName)
+		}
+		if sk.QueueSize < 0 {
+			add(key+".queue_size", strconv.Itoa(sk.QueueSize), allowQueueSize)
+		}
+	}
+}
+
+func isFormat(f string) bool { return f == "json" || f == "ecs" || f == "cef" }
+
+func isLevel(l string) bool {
+	switch l {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// isPrintableASCII is what RFC 5424 allows in a header field: characters
+// 33..126, at most max of them.
+func isPrintableASCII(s string, max int) bool {
+	if len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return false
+		}
+	}
+	return true
 }
 
 func index(key string, i int) string {

@@ -1,0 +1,510 @@
+package logs
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap/buffer"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// Formats lists the accepted values of log.format and of a sink's format.
+var Formats = []string{"json", "ecs", "cef"}
+
+// ECSVersion is the Elastic Common Schema release whose field names the
+// ecs format follows; written as ecs.version on every record.
+const ECSVersion = "8.11.0"
+
+// Vendor and product name the tap in CEF headers and ECS observer fields.
+const (
+	Vendor  = "m365tap"
+	Product = "m365tap"
+)
+
+// Meta names the producer in the formats that carry it. The zero value
+// leaves observer.version/observer.hostname out and writes an empty CEF
+// Device Version.
+type Meta struct {
+	// Version is the tap's version: observer.version, CEF Device Version.
+	Version string
+	// Hostname is the tap's host: observer.hostname, CEF dvchost, and the
+	// syslog HOSTNAME.
+	Hostname string
+}
+
+// NewEncoder returns the encoder for a format: json (zap's JSON encoder
+// with EncoderConfig, the tap's own schema), ecs or cef.
+func NewEncoder(name string, m Meta) (zapcore.Encoder, error) {
+	switch name {
+	case "", "json":
+		return zapcore.NewJSONEncoder(EncoderConfig()), nil
+	case "ecs":
+		return newEncoder(formatECS, m), nil
+	case "cef":
+		return newEncoder(formatCEF, m), nil
+	}
+	return nil, fmt.Errorf("logs: format %q: want %s", name, strings.Join(Formats, ", "))
+}
+
+func newEncoder(f format, m Meta) *encoder {
+	return &encoder{state: &state{format: f}, meta: &m}
+}
+
+var bufferPool = buffer.NewPool()
+
+// encoder is the ECS and CEF zapcore.Encoder. Its embedded state holds the
+// fields added with With; each record is collected in a pooled state of its
+// own, so EncodeEntry is safe for concurrent use, as zap requires.
+type encoder struct {
+	*state
+	meta *Meta
+}
+
+func (e *encoder) Clone() zapcore.Encoder {
+	c := &encoder{state: &state{format: e.format}, meta: e.meta}
+	c.state.copyFrom(e.state)
+	return c
+}
+
+func (e *encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffer.Buffer, error) {
+	s := getState(e.format)
+	if e.state.set != 0 || len(e.state.extra) > 0 || len(e.state.ns) > 0 {
+		s.copyFrom(e.state)
+	}
+	for i := range fields {
+		fields[i].AddTo(s)
+	}
+	if e.format == formatCEF {
+		s.out = s.writeCEF(s.out[:0], ent, e.meta)
+	} else {
+		s.out = s.writeECS(s.out[:0], ent, e.meta)
+	}
+	buf := bufferPool.Get()
+	_, _ = buf.Write(s.out)
+	putState(s)
+	return buf, nil
+}
+
+// What the exchange record says about itself, derived once per record for
+// both formats.
+type shape struct {
+	method   string
+	connect  bool // CONNECT: a tunnel, or the active probe's TLS check
+	check    string
+	dnsCheck bool // the active probe's DNS check: no TCP, no HTTP
+	class    string
+	tlsSeen  bool
+	host     string
+	hostIP   bool
+}
+
+func (s *state) shape() shape {
+	sh := shape{
+		method: s.str(sMethod),
+		check:  s.str(sProbeCheck),
+		class:  s.str(sClass),
+		host:   s.str(sHost),
+	}
+	sh.connect = sh.method == "CONNECT"
+	sh.dnsCheck = sh.check == "dns_a" || sh.check == "dns_aaaa"
+	sh.tlsSeen = s.isText(sTLSSNI) || s.isText(sTLSVersion)
+	sh.hostIP = isIPLiteral(sh.host)
+	return sh
+}
+
+// isIPLiteral reports whether s is an IP address. It checks the characters
+// first: netip.ParseAddr allocates its error for every host name.
+func isIPLiteral(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c == '.' || c == ':' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '%') {
+			if strings.IndexByte(s, ':') < 0 {
+				return false
+			}
+			break // an IPv6 address with a zone may hold any character after %
+		}
+	}
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+// ecsOutcome folds the class into event.outcome's three values: an
+// aborted exchange (client gone, tap stopping) neither failed nor succeeded.
+func ecsOutcome(class string) string {
+	switch class {
+	case "ok":
+		return "success"
+	case "failed", "denied":
+		return "failure"
+	}
+	return "unknown"
+}
+
+// action is what the tap did, for ECS event.action.
+func (sh *shape) action() string {
+	switch {
+	case sh.check != "":
+		return "probe-check"
+	case sh.connect:
+		return "tunnel"
+	}
+	return "http-request"
+}
+
+// causeReference is the page a cause points to, "" for an unknown id.
+func causeReference(id string) string {
+	c, err := rules.ParseCauseID(id)
+	if err != nil || c == rules.CauseNone {
+		return ""
+	}
+	if cause := rules.CauseByID(c); cause != nil {
+		return cause.Reference
+	}
+	return ""
+}
+
+// ruleset names the catalogue of causes in rule.ruleset.
+const ruleset = "m365tap-causes"
+
+// splitClient splits "ip:port" or "[ip]:port" without allocating.
+func splitClient(a string) (host, port string, ok bool) {
+	i := strings.LastIndexByte(a, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	host, port = a[:i], a[i+1:]
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return host, port, host != ""
+}
+
+// splitURL returns a URL's scheme, path and query without parsing it
+// fully: the tap wrote it, redacted, from a parsed URL.
+func splitURL(u string) (scheme, path, query string) {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return "", "", ""
+	}
+	scheme, rest := u[:i], u[i+3:]
+	j := strings.IndexAny(rest, "/?#")
+	if j < 0 {
+		return scheme, "", ""
+	}
+	rest = rest[j:]
+	if k := strings.IndexByte(rest, '#'); k >= 0 {
+		rest = rest[:k]
+	}
+	path = rest
+	if k := strings.IndexByte(rest, '?'); k >= 0 {
+		path, query = rest[:k], rest[k+1:]
+	}
+	return scheme, path, query
+}
+
+// tlsVersion splits the tap's tls_version into ECS's number and protocol.
+func tlsVersion(v string) (num, proto string) {
+	switch {
+	case v == "ssl3":
+		return "3.0", "ssl"
+	case strings.HasPrefix(v, "1."):
+		return v, "tls"
+	}
+	return v, ""
+}
+
+// ECS.
+
+func ecsKey(dst []byte, name string) []byte {
+	dst = append(dst, ',', '"')
+	dst = append(dst, name...)
+	return append(dst, '"', ':')
+}
+
+func ecsString(dst []byte, name, v string) []byte {
+	return appendJSONString(ecsKey(dst, name), v)
+}
+
+func ecsInt(dst []byte, name string, v int64) []byte {
+	return strconv.AppendInt(ecsKey(dst, name), v, 10)
+}
+
+func (s *state) ecsSlot(dst []byte, name string, k slot) []byte {
+	if !s.has(k) {
+		return dst
+	}
+	return s.appendJSONVal(ecsKey(dst, name), k)
+}
+
+func (s *state) appendJSONVal(dst []byte, k slot) []byte {
+	v := &s.vals[k]
+	switch v.kind {
+	case kString:
+		return appendJSONString(dst, v.s)
+	case kBytes:
+		return appendJSONStringBytes(dst, s.bytes(v))
+	case kInt:
+		return strconv.AppendInt(dst, v.i, 10)
+	case kUint:
+		return strconv.AppendUint(dst, uint64(v.i), 10)
+	case kFloat:
+		return appendFloat(dst, v.f, 64, true)
+	case kBool:
+		return strconv.AppendBool(dst, v.b)
+	}
+	return append(dst, "null"...)
+}
+
+func (s *state) writeECS(dst []byte, ent zapcore.Entry, m *Meta) []byte {
+	var tsb [40]byte
+	ts := appendTimestamp(tsb[:0], ent.Time)
+	dst = append(dst, `{"@timestamp":"`...)
+	dst = append(dst, ts...)
+	dst = append(dst, `","log.level":"`...)
+	dst = append(dst, ent.Level.String()...)
+	dst = append(dst, `","message":`...)
+	dst = appendJSONString(dst, ent.Message)
+	if ent.LoggerName != "" {
+		dst = ecsString(dst, "log.logger", ent.LoggerName)
+	}
+	dst = append(dst, `,"ecs.version":"`+ECSVersion+`","event.kind":"event"`...)
+	if ent.Message == "exchange" {
+		dst = s.ecsExchange(dst, ent, ts)
+	} else {
+		dst = s.ecsOther(dst, ent)
+	}
+	dst = append(dst, `,"observer.type":"proxy","observer.vendor":"`+Vendor+`","observer.product":"`+Product+`"`...)
+	if m.Version != "" {
+		dst = ecsString(dst, "observer.version", m.Version)
+	}
+	if m.Hostname != "" {
+		dst = ecsString(dst, "observer.hostname", m.Hostname)
+	}
+	if ent.Stack != "" {
+		dst = ecsString(dst, "error.stack_trace", ent.Stack)
+	}
+	dst = append(dst, s.extra...)
+	return append(dst, '}', '\n')
+}
+
+func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
+	sh := s.shape()
+
+	if sh.dnsCheck {
+		dst = append(dst, `,"event.category":["network"],"event.type":["protocol"`...)
+	} else {
+		dst = append(dst, `,"event.category":["network","web"],"event.type":[`...)
+		if sh.connect {
+			dst = append(dst, `"connection"`...)
+		} else {
+			dst = append(dst, `"access"`...)
+		}
+		if sh.class == "failed" {
+			dst = append(dst, `,"error"`...)
+		}
+	}
+	if sh.class == "denied" {
+		dst = append(dst, `,"denied"`...)
+	}
+	dst = append(dst, ']')
+	dst = ecsString(dst, "event.action", sh.action())
+	if sh.class != "" {
+		dst = ecsString(dst, "event.outcome", ecsOutcome(sh.class))
+	}
+	dst = s.ecsSlot(dst, "event.sequence", sID)
+	if ns, ok := s.nanosFromMs(sDurationMs); ok {
+		dst = ecsInt(dst, "event.duration", ns)
+		dst = append(ecsKey(dst, "event.start"), '"')
+		dst = appendTimestamp(dst, ent.Time.Add(-timeDuration(ns)))
+		dst = append(dst, '"')
+	}
+	dst = append(ecsKey(dst, "event.end"), '"')
+	dst = append(dst, ts...)
+	dst = append(dst, '"')
+
+	if ip, port, ok := splitClient(s.str(sClient)); ok {
+		dst = ecsString(dst, "source.address", ip)
+		if isIPLiteral(ip) {
+			dst = ecsString(dst, "source.ip", ip)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+			dst = ecsInt(dst, "source.port", int64(n))
+		}
+	}
+	dst = s.ecsSlot(dst, "source.bytes", sBytesUp)
+
+	if sh.host != "" {
+		dst = ecsString(dst, "destination.address", sh.host)
+		if !sh.hostIP {
+			dst = ecsString(dst, "destination.domain", sh.host)
+		}
+	}
+	switch {
+	case s.isText(sDestIP):
+		dst = s.ecsSlot(dst, "destination.ip", sDestIP)
+	case sh.hostIP:
+		dst = ecsString(dst, "destination.ip", sh.host)
+	}
+	dst = s.ecsSlot(dst, "destination.port", sPort)
+	dst = s.ecsSlot(dst, "destination.bytes", sBytesDown)
+
+	if !sh.dnsCheck {
+		dst = append(dst, `,"network.transport":"tcp"`...)
+	}
+	switch {
+	case sh.dnsCheck:
+		dst = append(dst, `,"network.protocol":"dns"`...)
+	case sh.connect && sh.tlsSeen:
+		dst = append(dst, `,"network.protocol":"tls"`...)
+	case !sh.connect && sh.method != "":
+		dst = append(dst, `,"network.protocol":"http"`...)
+	}
+	up, okUp := s.integer(sBytesUp)
+	down, okDown := s.integer(sBytesDown)
+	if okUp && okDown {
+		dst = ecsInt(dst, "network.bytes", up+down)
+	}
+
+	if sh.dnsCheck {
+		if sh.host != "" {
+			dst = ecsString(dst, "dns.question.name", sh.host)
+		}
+		if sh.check == "dns_a" {
+			dst = append(dst, `,"dns.question.type":"A"`...)
+		} else {
+			dst = append(dst, `,"dns.question.type":"AAAA"`...)
+		}
+	} else {
+		if s.isText(sURL) {
+			dst = s.ecsSlot(dst, "url.full", sURL)
+			scheme, path, query := splitURL(s.str(sURL))
+			if scheme != "" {
+				dst = ecsString(dst, "url.scheme", scheme)
+			}
+			if path != "" {
+				dst = ecsString(dst, "url.path", path)
+			}
+			if query != "" {
+				dst = ecsString(dst, "url.query", query)
+			}
+		}
+		if sh.host != "" && (s.isText(sURL) || sh.connect) {
+			dst = ecsString(dst, "url.domain", sh.host)
+			dst = s.ecsSlot(dst, "url.port", sPort)
+		}
+		if sh.method != "" {
+			dst = ecsString(dst, "http.request.method", sh.method)
+		}
+		dst = s.ecsSlot(dst, "http.response.status_code", sStatus)
+		if !sh.connect && sh.method != "" {
+			dst = s.ecsSlot(dst, "http.request.body.bytes", sBytesUp)
+			dst = s.ecsSlot(dst, "http.response.body.bytes", sBytesDown)
+		}
+	}
+
+	dst = s.ecsSlot(dst, "tls.client.server_name", sTLSSNI)
+	if v := s.str(sTLSVersion); v != "" {
+		num, proto := tlsVersion(v)
+		dst = ecsString(dst, "tls.version", num)
+		if proto != "" {
+			dst = ecsString(dst, "tls.version_protocol", proto)
+		}
+	}
+	if sh.tlsSeen {
+		dst = append(ecsKey(dst, "tls.established"), strconv.FormatBool(sh.class == "ok")...)
+	}
+	dst = s.ecsSlot(dst, "user_agent.original", sUserAgent)
+
+	if o := s.str(sOutcome); o != "" && o != "ok" {
+		dst = ecsString(dst, "error.type", o)
+	}
+	dst = s.ecsSlot(dst, "error.message", sError)
+
+	if id := s.str(sCauseID); id != "" {
+		dst = ecsString(dst, "rule.id", id)
+		dst = s.ecsSlot(dst, "rule.name", sCauseTitle)
+		dst = s.ecsSlot(dst, "rule.description", sCauseRemedy)
+		if ref := causeReference(id); ref != "" {
+			dst = ecsString(dst, "rule.reference", ref)
+		}
+		dst = ecsString(dst, "rule.ruleset", ruleset)
+	}
+
+	dst = s.ecsSlot(dst, "m365tap.outcome", sOutcome)
+	dst = s.ecsSlot(dst, "m365tap.class", sClass)
+	dst = s.ecsSlot(dst, "m365tap.route", sRoute)
+	dst = s.ecsSlot(dst, "m365tap.parent.address", sParent)
+	dst = s.ecsSlot(dst, "m365tap.reused", sReused)
+	dst = s.ecsSlot(dst, "m365tap.upstream.status_code", sUpstreamStatus)
+	for _, t := range [...]struct {
+		name string
+		k    slot
+	}{{"m365tap.timing.dns", sDNSMs}, {"m365tap.timing.connect", sConnectMs}, {"m365tap.timing.ttfb", sTTFBMs}} {
+		if ns, ok := s.nanosFromMs(t.k); ok {
+			dst = ecsInt(dst, t.name, ns)
+		}
+	}
+	dst = s.ecsSlot(dst, "m365tap.tls.alert", sTLSAlert)
+	dst = s.ecsSlot(dst, "m365tap.probe.body", sProbeBody)
+	dst = s.ecsSlot(dst, "m365tap.probe.check", sProbeCheck)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.id", sRuleID)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.ids", sRuleIDs)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.source", sRuleSource)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.service_area", sServiceArea)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.required", sRequired)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.express_route", sExpressRoute)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.category", sCategory)
+	dst = s.ecsSlot(dst, "m365tap.endpoint.probe", sProbe)
+	return dst
+}
+
+// otherRecords gives ECS categorization to the records that are not
+// exchanges; a record not listed gets event.action alone.
+var otherRecords = map[string]struct{ category, typ, outcome, name string }{
+	"start":               {`["process"]`, `["start"]`, "success", "tap started"},
+	"stop":                {`["process"]`, `["end"]`, "success", "tap stopped"},
+	"report":              {"", "", "", "session report"},
+	"rules_reloaded":      {`["configuration"]`, `["change"]`, "success", "rules reloaded"},
+	"rules_reload_failed": {`["configuration"]`, `["change"]`, "failure", "rules reload failed"},
+	"rules_watch_failed":  {`["configuration"]`, `["info"]`, "failure", "rules watch failed"},
+	"events_dropped":      {"", "", "failure", "events dropped"},
+}
+
+func (s *state) ecsOther(dst []byte, ent zapcore.Entry) []byte {
+	if r, ok := otherRecords[ent.Message]; ok && r.category != "" {
+		dst = append(ecsKey(dst, "event.category"), r.category...)
+		dst = append(ecsKey(dst, "event.type"), r.typ...)
+	}
+	dst = ecsString(dst, "event.action", ent.Message)
+	if r, ok := otherRecords[ent.Message]; ok && r.outcome != "" {
+		dst = ecsString(dst, "event.outcome", r.outcome)
+	}
+	for k := range numSlots {
+		if !s.has(k) {
+			continue
+		}
+		switch k {
+		case sError:
+			dst = ecsKey(dst, "error.message")
+		case sParent:
+			// As in an exchange: m365tap.parent and m365tap.endpoint are
+			// objects there, and one name cannot be both.
+			dst = ecsKey(dst, "m365tap.parent.address")
+		case sProbe:
+			dst = ecsKey(dst, "m365tap.endpoint.probe")
+		default:
+			dst = append(dst, `,"`+ecsPrefix...)
+			dst = append(dst, mapping[k].Key...)
+			dst = append(dst, '"', ':')
+		}
+		dst = s.appendJSONVal(dst, k)
+	}
+	return dst
+}

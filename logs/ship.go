@@ -1,0 +1,635 @@
+package logs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// A network sink never blocks the proxy and never loses an event silently.
+//
+// The logging call only encodes the record and copies it into a bounded
+// queue (a ring of reusable buffers) under a mutex that no I/O is done
+// under; when the queue is full the record is counted as dropped instead.
+// One sender goroutine per sink connects, writes batches, reconnects with
+// backoff, prints each repeated error once, and turns the drop count into a
+// visible events_dropped record: to the sink itself once it is reachable,
+// and to the local sinks (stdout, files) within a second.
+//
+// A record leaves the queue only once the receiver's TCP has acknowledged
+// its last byte (Linux: tcpi_bytes_acked). When a connection dies, what
+// was written but not acknowledged is sent again on the next one, so an
+// outage loses nothing up to the queue bound; records acknowledged by the
+// receiver's kernel but never read by the daemon (it crashed with them in
+// its socket buffer) cannot be seen from here. Elsewhere than on Linux, and
+// over UDP, a record leaves the queue once written.
+
+// shipConfig is one network sink's settings.
+type shipConfig struct {
+	name    string // for messages: "syslog tcp 127.0.0.1:514"
+	network string // udp, tcp or tls
+	address string
+	tls     *tls.Config
+	queue   int
+	stderr  io.Writer
+
+	dialTimeout  time.Duration
+	writeTimeout time.Duration
+	backoffMin   time.Duration
+	backoffMax   time.Duration
+	// reportEvery spaces the events_dropped records (and the ack polls'
+	// idle tick); tests shorten it.
+	reportEvery time.Duration
+}
+
+const (
+	defaultQueue       = 10000
+	defaultDialTimeout = 5 * time.Second
+	defaultWriteTO     = 10 * time.Second
+	defaultBackoffMin  = 100 * time.Millisecond
+	defaultBackoffMax  = 5 * time.Second
+	defaultReportEvery = time.Second
+	ackPoll            = 10 * time.Millisecond
+	maxBatch           = 64 << 10
+	maxDatagram        = 65000 // IPv4 UDP payload limit, with room to spare
+	keepSlot           = 64 << 10
+)
+
+// shipper is one network sink: its queue and its sender goroutine.
+type shipper struct {
+	cfg shipConfig
+	hdr syslogHeader
+	enc zapcore.Encoder // this sink's encoder, for its own events_dropped records
+	// locals receives events_dropped records for the local sinks.
+	locals *zap.Logger
+
+	mu     sync.Mutex
+	slots  [][]byte
+	head   int // oldest record not yet acknowledged
+	n      int // records held: unsent and unacknowledged
+	sent   int // of those, written on the current connection
+	closed bool
+	drops  uint64 // records dropped since the start
+
+	wake   chan struct{}
+	quit   chan struct{}
+	done   chan struct{}
+	stopAt atomic.Int64 // drain deadline, unix nanoseconds
+
+	// The sender goroutine's own state.
+	ends        []uint64 // per slot: stream offset its last byte ends at
+	conn        net.Conn
+	tcp         *net.TCPConn
+	wire        *countConn
+	ackBase     uint64
+	ackOK       bool
+	dead        chan struct{} // closed by the reader when the peer goes away
+	readErr     error         // why, unless it closed cleanly; set before dead closes
+	connectedAt time.Time
+	announced   bool // the reconnection was announced and the backoff reset
+	readerDone  chan struct{}
+	wbuf        []byte
+	errKey      string
+	failures    int
+	sentDrops   uint64 // drops carried by acknowledged events_dropped records
+	pending     dropRecord
+	lastRecord  time.Time
+	localDrops  uint64 // drops told to the local sinks
+	lastLocal   time.Time
+	warnedFull  bool
+}
+
+// dropRecord is an events_dropped record written to the sink and not yet
+// acknowledged: if the connection dies first, its count is sent again.
+type dropRecord struct {
+	active bool
+	upTo   uint64 // s.drops when it was written
+	end    uint64 // stream offset of its last byte
+}
+
+func newShipper(cfg shipConfig, hdr syslogHeader, enc zapcore.Encoder) *shipper {
+	if cfg.queue <= 0 {
+		cfg.queue = defaultQueue
+	}
+	if cfg.dialTimeout <= 0 {
+		cfg.dialTimeout = defaultDialTimeout
+	}
+	if cfg.writeTimeout <= 0 {
+		cfg.writeTimeout = defaultWriteTO
+	}
+	if cfg.backoffMin <= 0 {
+		cfg.backoffMin = defaultBackoffMin
+	}
+	if cfg.backoffMax <= 0 {
+		cfg.backoffMax = defaultBackoffMax
+	}
+	if cfg.reportEvery <= 0 {
+		cfg.reportEvery = defaultReportEvery
+	}
+	if cfg.stderr == nil {
+		cfg.stderr = io.Discard
+	}
+	return &shipper{
+		cfg:    cfg,
+		hdr:    hdr,
+		enc:    enc,
+		locals: zap.NewNop(),
+		slots:  make([][]byte, cfg.queue),
+		ends:   make([]uint64, cfg.queue),
+		wake:   make(chan struct{}, 1),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+}
+
+// shipCore is the zapcore.Core of a network sink.
+type shipCore struct {
+	zapcore.LevelEnabler
+	enc zapcore.Encoder
+	s   *shipper
+}
+
+func (c *shipCore) With(fields []zapcore.Field) zapcore.Core {
+	enc := c.enc.Clone()
+	for i := range fields {
+		fields[i].AddTo(enc)
+	}
+	return &shipCore{LevelEnabler: c.LevelEnabler, enc: enc, s: c.s}
+}
+
+func (c *shipCore) Check(ent zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(ent.Level) {
+		return ce.AddCore(ent, c)
+	}
+	return ce
+}
+
+// Write encodes the record and queues it; it never waits for the network.
+func (c *shipCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
+	buf, err := c.enc.EncodeEntry(ent, fields)
+	if err != nil {
+		return err
+	}
+	c.s.enqueue(ent, buf.Bytes())
+	buf.Free()
+	return nil
+}
+
+// Sync returns at once: waiting for a SIEM is what this core never does.
+// Logs.Close drains the queue.
+func (c *shipCore) Sync() error { return nil }
+
+// enqueue frames the record into the next free slot, or counts it dropped.
+func (s *shipper) enqueue(ent zapcore.Entry, payload []byte) {
+	s.mu.Lock()
+	if s.closed || s.n == len(s.slots) {
+		s.drops++
+		s.mu.Unlock()
+		return
+	}
+	i := (s.head + s.n) % len(s.slots)
+	s.slots[i] = s.hdr.appendFrame(s.slots[i][:0], ent, payload)
+	s.n++
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// countConn counts the bytes written on the wire, TLS records included,
+// to compare with what the peer acknowledged.
+type countConn struct {
+	net.Conn
+	n atomic.Uint64
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(uint64(n))
+	return n, err
+}
+
+func (s *shipper) run() {
+	defer close(s.done)
+	backoff := s.cfg.backoffMin
+	var retry time.Time
+	var deadline time.Time
+	quit := s.quit
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	fail := func(now time.Time, err error) {
+		s.noteError(err)
+		s.disconnect()
+		retry = now.Add(jitter(backoff))
+		backoff = min(backoff*2, s.cfg.backoffMax)
+	}
+	for {
+		now := time.Now()
+		draining := quit == nil
+		if draining && !now.Before(deadline) {
+			break
+		}
+		s.reportLocal(now, false)
+		if s.conn == nil && !now.Before(retry) {
+			if err := s.connect(deadline); err != nil {
+				fail(now, err)
+			} else {
+				s.connectedAt, s.announced = now, false
+			}
+		}
+		if s.conn != nil {
+			if err := s.flush(now, draining, deadline); err != nil {
+				fail(now, err)
+			}
+		}
+		if s.conn != nil {
+			s.release()
+			// A connection counts as back once it has lasted: a receiver
+			// that refuses the client certificate after a TLS 1.3
+			// handshake accepts and drops every attempt.
+			if !s.announced && now.Sub(s.connectedAt) >= s.cfg.reportEvery {
+				s.noteConnected()
+				s.announced = true
+				backoff = s.cfg.backoffMin
+			}
+		}
+		if draining && s.idle() {
+			break
+		}
+
+		var wait time.Duration
+		switch {
+		case s.conn == nil:
+			wait = time.Until(retry)
+		case s.unsent():
+			wait = 0
+		case s.unacked():
+			wait = ackPoll
+		default:
+			wait = s.cfg.reportEvery
+		}
+		if draining {
+			wait = min(wait, time.Until(deadline))
+		}
+		if wait <= 0 {
+			select {
+			case <-quit:
+				quit, deadline = nil, time.Unix(0, s.stopAt.Load())
+			case <-s.dead:
+				fail(time.Now(), s.peerError())
+				retry = time.Now()
+			default:
+			}
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.wake:
+		case <-timer.C:
+		case <-quit:
+			quit, deadline = nil, time.Unix(0, s.stopAt.Load())
+		case <-s.dead:
+			// The receiver closed the connection: say so once, and try
+			// again at once; a daemon restarting is up again soon.
+			fail(time.Now(), s.peerError())
+			retry = time.Now()
+		}
+		timer.Stop()
+	}
+	s.finish()
+}
+
+var errPeerClosed = errors.New("the receiver closed the connection")
+
+// peerError says why the reader saw the connection end: a TLS alert (a
+// client certificate refused after a TLS 1.3 handshake) or a reset, else
+// errPeerClosed. Called once dead is closed.
+func (s *shipper) peerError() error {
+	if s.readErr != nil {
+		return fmt.Errorf("the receiver ended the connection: %w", s.readErr)
+	}
+	return errPeerClosed
+}
+
+func jitter(d time.Duration) time.Duration {
+	// ±20% so that many taps restarting together do not reconnect in step.
+	return d - d/5 + time.Duration(rand.Int64N(int64(d)*2/5+1))
+}
+
+func (s *shipper) connect(deadline time.Time) error {
+	ctx := context.Background()
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	d := net.Dialer{Timeout: s.cfg.dialTimeout}
+	if s.cfg.network == "udp" {
+		c, err := d.DialContext(ctx, "udp", s.cfg.address)
+		if err != nil {
+			return err
+		}
+		s.wire = &countConn{Conn: c}
+		s.conn, s.ackOK = s.wire, false
+		return nil
+	}
+	c, err := d.DialContext(ctx, "tcp", s.cfg.address)
+	if err != nil {
+		return err
+	}
+	tcp := c.(*net.TCPConn)
+	// The SYN counts as one acknowledged byte; anything less means the
+	// kernel does not report tcpi_bytes_acked.
+	base, ok := tcpAcked(tcp)
+	s.ackBase, s.ackOK = base, ok && base > 0
+	s.tcp = tcp
+	s.wire = &countConn{Conn: tcp}
+	var conn net.Conn = s.wire
+	if s.cfg.network == "tls" {
+		tc := tls.Client(s.wire, s.cfg.tls)
+		hctx, cancel := context.WithTimeout(ctx, s.cfg.dialTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			tcp.Close()
+			s.tcp, s.wire = nil, nil
+			return err
+		}
+		conn = tc
+	}
+	s.conn = conn
+	// A syslog receiver never writes; a read returning means it closed
+	// or reset the connection. (For TLS the read also takes in session
+	// tickets.)
+	s.dead = make(chan struct{})
+	s.readerDone = make(chan struct{})
+	s.readErr = nil
+	go func(c net.Conn, dead, done chan struct{}) {
+		defer close(done)
+		var b [512]byte
+		for {
+			if _, err := c.Read(b[:]); err != nil {
+				if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+					s.readErr = err // read by the sender after dead is closed
+				}
+				close(dead)
+				return
+			}
+		}
+	}(conn, s.dead, s.readerDone)
+	return nil
+}
+
+// disconnect closes the connection; records written on it and not
+// acknowledged go out again on the next.
+func (s *shipper) disconnect() {
+	if s.conn == nil {
+		return
+	}
+	s.release()
+	s.conn.Close()
+	if s.readerDone != nil {
+		<-s.readerDone
+	}
+	s.conn, s.tcp, s.wire, s.dead, s.readerDone = nil, nil, nil, nil, nil
+	s.mu.Lock()
+	s.sent = 0
+	s.mu.Unlock()
+	s.pending.active = false
+}
+
+// acked is how far the stream is known delivered.
+func (s *shipper) acked() uint64 {
+	if s.wire == nil {
+		return 0
+	}
+	if s.ackOK && s.tcp != nil {
+		if a, ok := tcpAcked(s.tcp); ok {
+			if a < s.ackBase {
+				return 0
+			}
+			return a - s.ackBase
+		}
+	}
+	return s.wire.n.Load()
+}
+
+// release drops the acknowledged records from the queue.
+func (s *shipper) release() {
+	acked := s.acked()
+	s.mu.Lock()
+	for s.sent > 0 && s.ends[s.head] <= acked {
+		if cap(s.slots[s.head]) > keepSlot {
+			s.slots[s.head] = nil
+		}
+		s.head = (s.head + 1) % len(s.slots)
+		s.n--
+		s.sent--
+	}
+	s.mu.Unlock()
+	if s.pending.active && s.pending.end <= acked {
+		n := s.pending.upTo - s.sentDrops
+		s.sentDrops = s.pending.upTo
+		s.pending.active = false
+		fmt.Fprintf(s.cfg.stderr, "m365tap: log sink %s: told it that %d events were dropped while the queue was full\n", s.cfg.name, n)
+		s.warnedFull = false
+	}
+}
+
+func (s *shipper) unsent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n > s.sent
+}
+
+func (s *shipper) unacked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent > 0 || s.pending.active
+}
+
+func (s *shipper) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n == 0 && s.drops == s.sentDrops && !s.pending.active
+}
+
+func (s *shipper) loadDrops() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drops
+}
+
+// flush writes the events_dropped record when one is due, then the queued
+// records, in batches; it returns after a bounded amount so that the loop
+// keeps serving quit and the local reports under a sustained load.
+func (s *shipper) flush(now time.Time, draining bool, deadline time.Time) error {
+	wd := now.Add(s.cfg.writeTimeout)
+	if draining && deadline.Before(wd) {
+		wd = deadline
+	}
+	if err := s.conn.SetWriteDeadline(wd); err != nil {
+		return err
+	}
+	if !s.pending.active {
+		drops := s.loadDrops()
+		if drops > s.sentDrops && (draining || now.Sub(s.lastRecord) >= s.cfg.reportEvery) {
+			if err := s.writeDropRecord(now, drops); err != nil {
+				return err
+			}
+		}
+	}
+	for range 16 {
+		s.mu.Lock()
+		start, avail := (s.head+s.sent)%len(s.slots), s.n-s.sent
+		s.mu.Unlock()
+		if avail == 0 {
+			return nil
+		}
+		// The slots [start, start+avail) are the sender's to read: the
+		// producer only ever writes the slot after the last one held.
+		k := 0
+		if s.cfg.network == "udp" {
+			f := s.slots[start]
+			if len(f) > maxDatagram {
+				f = f[:maxDatagram]
+			}
+			if _, err := s.conn.Write(f); err != nil {
+				return err
+			}
+			k = 1
+		} else {
+			s.wbuf = s.wbuf[:0]
+			for k < avail && (k == 0 || len(s.wbuf) < maxBatch) {
+				s.wbuf = appendOctetCounted(s.wbuf, s.slots[(start+k)%len(s.slots)])
+				k++
+			}
+			if _, err := s.conn.Write(s.wbuf); err != nil {
+				return err
+			}
+			if cap(s.wbuf) > 4*maxBatch {
+				s.wbuf = nil
+			}
+		}
+		end := s.wire.n.Load()
+		for j := range k {
+			s.ends[(start+j)%len(s.slots)] = end
+		}
+		s.mu.Lock()
+		s.sent += k
+		s.mu.Unlock()
+		s.release()
+	}
+	return nil
+}
+
+func (s *shipper) dropFields(n uint64, reason string) []zapcore.Field {
+	return []zapcore.Field{
+		zap.Uint64("dropped", n),
+		zap.String("sink", s.cfg.name),
+		zap.String("reason", reason),
+		zap.Int("queue_size", len(s.slots)),
+	}
+}
+
+func (s *shipper) writeDropRecord(now time.Time, drops uint64) error {
+	ent := zapcore.Entry{Level: zapcore.WarnLevel, Time: now, Message: "events_dropped"}
+	buf, err := s.enc.EncodeEntry(ent, s.dropFields(drops-s.sentDrops, "queue_full"))
+	if err != nil {
+		return err
+	}
+	frame := s.hdr.appendFrame(nil, ent, buf.Bytes())
+	buf.Free()
+	if s.cfg.network != "udp" {
+		frame = appendOctetCounted(nil, frame)
+	}
+	if _, err := s.conn.Write(frame); err != nil {
+		return err
+	}
+	s.pending = dropRecord{active: true, upTo: drops, end: s.wire.n.Load()}
+	s.lastRecord = now
+	return nil
+}
+
+// reportLocal tells the local sinks about new drops, at most once per
+// reportEvery, and stderr once per episode of a full queue.
+func (s *shipper) reportLocal(now time.Time, final bool) {
+	drops := s.loadDrops()
+	if drops == s.localDrops {
+		return
+	}
+	if !s.warnedFull {
+		fmt.Fprintf(s.cfg.stderr, "m365tap: log sink %s: queue full (%d events): dropping new events, counting them, and reporting them as events_dropped\n", s.cfg.name, len(s.slots))
+		s.warnedFull = true
+	}
+	if !final && now.Sub(s.lastLocal) < s.cfg.reportEvery {
+		return
+	}
+	s.locals.Warn("events_dropped", s.dropFields(drops-s.localDrops, "queue_full")...)
+	s.localDrops, s.lastLocal = drops, now
+}
+
+// noteError prints an error unless it is the one printed last: an outage
+// prints one line, not one per attempt.
+func (s *shipper) noteError(err error) {
+	s.failures++
+	key := err.Error()
+	var errno syscall.Errno
+	var op *net.OpError
+	if errors.As(err, &op) && errors.As(err, &errno) {
+		key = op.Op + " " + errno.Error() // without the local port, which changes per attempt
+	}
+	if key == s.errKey {
+		return
+	}
+	s.errKey = key
+	fmt.Fprintf(s.cfg.stderr, "m365tap: log sink %s: %v (retrying with backoff; repeats of this error are not shown)\n", s.cfg.name, err)
+}
+
+func (s *shipper) noteConnected() {
+	if s.failures > 0 {
+		fmt.Fprintf(s.cfg.stderr, "m365tap: log sink %s: connected after %d failed attempts\n", s.cfg.name, s.failures)
+	}
+	s.failures, s.errKey = 0, ""
+}
+
+// finish runs when the drain ends: what is still queued was not sent.
+func (s *shipper) finish() {
+	s.disconnect()
+	s.mu.Lock()
+	s.closed = true
+	unsent, drops := s.n, s.drops
+	s.mu.Unlock()
+	if unsent == 0 && drops == 0 {
+		return
+	}
+	fmt.Fprintf(s.cfg.stderr, "m365tap: log sink %s: %d events not delivered: %d still queued when the drain ended, %d dropped while the queue was full\n",
+		s.cfg.name, uint64(unsent)+drops, unsent, drops)
+	// The local sinks hear of what they were not told yet.
+	if untold := uint64(unsent) + drops - s.localDrops; untold > 0 {
+		s.locals.Warn("events_dropped", s.dropFields(untold, "shutdown")...)
+	}
+	s.localDrops = drops
+}
+
+// close stops taking records and drains the queue until deadline.
+func (s *shipper) close(deadline time.Time) {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stopAt.Store(deadline.UnixNano())
+	close(s.quit)
+	<-s.done
+}
