@@ -36,12 +36,13 @@ type receiver struct {
 	tlsConf *tls.Config
 	noRead  bool // accept connections and never read them
 
-	mu    sync.Mutex
-	msgs  []syslogMsg
-	errs  []error
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
+	mu         sync.Mutex
+	msgs       []syslogMsg
+	errs       []error
+	ln         net.Listener
+	conns      map[net.Conn]bool
+	wg         sync.WaitGroup
+	acceptDone chan struct{}
 }
 
 func newReceiver(t testing.TB, tlsConf *tls.Config) *receiver {
@@ -70,10 +71,10 @@ func (r *receiver) start() {
 	}
 	r.mu.Lock()
 	r.ln, r.addr, r.conns = ln, ln.Addr().String(), map[net.Conn]bool{}
+	r.acceptDone = make(chan struct{})
 	r.mu.Unlock()
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
+	go func(done chan struct{}) {
+		defer close(done)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -85,7 +86,7 @@ func (r *receiver) start() {
 			r.wg.Add(1)
 			go r.serve(c)
 		}
-	}()
+	}(r.acceptDone)
 }
 
 func (r *receiver) serve(c net.Conn) {
@@ -125,18 +126,24 @@ func (r *receiver) fail(err error) {
 	r.mu.Unlock()
 }
 
-// stop closes the listener and every connection, as a daemon that exits.
+// stop closes the listener, then every connection, as a daemon that
+// exits. The listener goes first: a sink reconnects at once, and a
+// connection accepted after the others were closed would be left open.
 func (r *receiver) stop() {
 	r.mu.Lock()
-	ln := r.ln
+	ln, done := r.ln, r.acceptDone
 	r.ln = nil
+	r.mu.Unlock()
+	if ln == nil {
+		return
+	}
+	ln.Close()
+	<-done
+	r.mu.Lock()
 	for c := range r.conns {
 		c.Close()
 	}
 	r.mu.Unlock()
-	if ln != nil {
-		ln.Close()
-	}
 	r.wg.Wait()
 }
 
