@@ -99,6 +99,7 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 	// Events go to log.file only: standard output carries the table.
 	lg, err := logs.New(logs.Options{
 		Level:      cfg.Log.Level,
+		Format:     cfg.Log.Format,
 		File:       cfg.Log.File,
 		MaxSizeMB:  cfg.Log.MaxSizeMB,
 		MaxBackups: cfg.Log.MaxBackups,
