@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -24,11 +25,96 @@ func receivedReset(c *net.TCPConn) bool {
 	return closed
 }
 
-// waitReadable blocks until src has bytes (or EOF, or an error) without
-// holding a buffer, so an idle tunnel still in its handshake costs no read
-// buffer. It peeks one byte with MSG_PEEK; the read that follows takes it.
-// A source that is not a socket returns at once.
-func waitReadable(src any) error {
+// readPooled waits until src is readable and only then takes a buffer from
+// bufPool and reads into it, all in one poller callback: a tunnel idling in
+// its handshake holds no buffer, and a read costs one system call. The
+// caller returns the buffer with bufPool.Put. A source that is not a socket
+// is read the ordinary way.
+func readPooled(src io.Reader) (bp *[]byte, n int, err error) {
+	raw := rawConn(src)
+	if raw == nil {
+		bp = bufPool.Get().(*[]byte)
+		n, err = src.Read(*bp)
+		return bp, n, err
+	}
+	var rerr error
+	werr := raw.Read(func(fd uintptr) bool {
+		bp = bufPool.Get().(*[]byte)
+		for {
+			n, rerr = unix.Read(int(fd), *bp)
+			if rerr != unix.EINTR {
+				break
+			}
+		}
+		if rerr == unix.EAGAIN {
+			bufPool.Put(bp)
+			bp = nil
+			return false
+		}
+		return true
+	})
+	if bp == nil {
+		bp = bufPool.Get().(*[]byte)
+	}
+	switch {
+	case werr != nil:
+		return bp, 0, werr
+	case rerr != nil:
+		return bp, 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", rerr)}
+	case n == 0:
+		return bp, 0, io.EOF
+	}
+	return bp, n, nil
+}
+
+// awaitQueued blocks until src has bytes or reached its end, without
+// holding anything, and returns how many bytes the kernel has queued (0 at
+// EOF). Splicing exactly that many never waits inside splice(2), which
+// holds a pipe (two descriptors) for as long as it waits: an idle tunnel
+// then keeps its two sockets and nothing else. A source that is not a
+// socket reports max, and the splice waits as usual.
+func awaitQueued(src any, max int64) (int64, error) {
+	raw := rawConn(src)
+	if raw == nil {
+		return max, nil
+	}
+	var queued int
+	var perr error
+	werr := raw.Read(func(fd uintptr) bool {
+		// Most calls in a bulk transfer find bytes queued: one ioctl.
+		if q, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil && q > 0 {
+			queued = q
+			return true
+		}
+		// Nothing queued: EOF, a pending error, or simply nothing yet.
+		var one [1]byte
+		m, _, err := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return false
+		case err != nil:
+			// Reporting a socket error clears it: keep it, or the splice
+			// would see a plain EOF where the peer sent a reset.
+			perr = err
+		case m > 0:
+			// Bytes arrived between the two calls.
+			queued = 1
+			if q, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil && q > 0 {
+				queued = q
+			}
+		}
+		return true
+	})
+	if werr != nil {
+		return 0, werr
+	}
+	if perr != nil {
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("recvfrom", perr)}
+	}
+	return min(int64(queued), max), nil
+}
+
+func rawConn(src any) syscall.RawConn {
 	sc, ok := src.(syscall.Conn)
 	if !ok {
 		return nil
@@ -37,23 +123,5 @@ func waitReadable(src any) error {
 	if err != nil {
 		return nil
 	}
-	var one [1]byte
-	var perr error
-	werr := raw.Read(func(fd uintptr) bool {
-		_, _, err := unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		if err == unix.EAGAIN || err == unix.EINTR {
-			return false
-		}
-		// Reporting a socket error clears it: keep it, or the read that
-		// follows would see a plain EOF where the peer sent a reset.
-		perr = err
-		return true
-	})
-	if werr != nil {
-		return werr
-	}
-	if perr != nil {
-		return &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("recvfrom", perr)}
-	}
-	return nil
+	return raw
 }

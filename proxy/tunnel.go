@@ -56,14 +56,10 @@ func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
 	n, eof, err := c.relayObserved(&c.up, early, src, c.TCPConn, c.ex.clientConn, nil)
 	if err == nil && !eof {
 		var m int64
-		if c.idle > 0 {
-			m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, func(lr *io.LimitedReader) (int64, error) {
-				lr.R = src
-				return c.TCPConn.ReadFrom(lr)
-			})
-		} else {
-			m, err = c.TCPConn.ReadFrom(src)
-		}
+		m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, src, func(lr *io.LimitedReader) (int64, error) {
+			lr.R = src
+			return c.TCPConn.ReadFrom(lr)
+		})
 		n += m
 	}
 	c.bytesUp, c.errUp = n, err
@@ -79,9 +75,8 @@ func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
 	n, eof, err := c.relayObserved(&c.down, early, c.TCPConn, dst, c.TCPConn, &c.firstByte)
 	if err == nil && !eof {
 		var m int64
-		rf, canChunk := dst.(io.ReaderFrom)
-		if c.idle > 0 && canChunk {
-			m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, func(lr *io.LimitedReader) (int64, error) {
+		if rf, ok := dst.(io.ReaderFrom); ok {
+			m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, c.TCPConn, func(lr *io.LimitedReader) (int64, error) {
 				// dst's ReadFrom takes a LimitedReader around the bare
 				// *net.TCPConn and still splices.
 				lr.R = c.TCPConn
@@ -123,18 +118,12 @@ func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, d
 	}
 	for !obs.done {
 		c.armIdle(deadline)
-		// Wait first, then borrow a buffer only for the read itself: a
-		// tunnel idling in its handshake holds no buffer.
-		if err := waitReadable(src); err != nil {
-			return n, false, err
-		}
-		bp := bufPool.Get().(*[]byte)
-		buf := *bp
-		r, rerr := src.Read(buf)
+		bp, r, rerr := readPooled(src)
 		if r > 0 {
 			if first != nil && first.IsZero() {
 				*first = time.Now()
 			}
+			buf := *bp
 			obs.feed(buf[:r])
 			w, werr := dst.Write(buf[:r])
 			n += int64(w)
@@ -188,37 +177,43 @@ func (c *tapConn) armIdle(src interface{ SetReadDeadline(time.Time) error }) {
 	}
 }
 
-// pumpChunk is how much one splice call may move before the idle clock is
+// pumpChunk is the most one splice run may move before the idle clock is
 // looked at again; big enough that the extra bookkeeping is noise.
 const pumpChunk = 1 << 20
 
-// pump copies one direction in chunks so that the tunnel can be closed
-// after timeouts.tunnel_idle without traffic in either direction. Each
-// chunk is still one splice(2) run; a read deadline on the source bounds how
-// long a chunk may wait. A deadline that fires after some bytes moved is
-// progress, not idleness; one that fires with nothing moved ends the tunnel
-// only if the other direction was quiet too.
-func (c *tapConn) pump(mine, other *atomic.Int64, src interface{ SetReadDeadline(time.Time) error },
+// pump copies one direction in runs of what the kernel has queued (see
+// awaitQueued): waiting happens outside splice(2), so an idle tunnel holds
+// no pipe. Each run is still one splice. With timeouts.tunnel_idle set, a
+// read deadline on the source bounds each wait: one that fires ends the
+// tunnel only if the other direction was quiet too.
+func (c *tapConn) pump(mine, other *atomic.Int64, deadline interface{ SetReadDeadline(time.Time) error }, src any,
 	chunk func(*io.LimitedReader) (int64, error)) (int64, error) {
 	var total int64
 	lr := &io.LimitedReader{}
 	mine.Store(time.Now().UnixNano())
 	for {
-		if !c.lingering.Load() {
-			_ = src.SetReadDeadline(time.Now().Add(c.idle))
+		if c.idle > 0 && !c.lingering.Load() {
+			_ = deadline.SetReadDeadline(time.Now().Add(c.idle))
 		}
-		lr.N = pumpChunk
-		m, err := chunk(lr)
-		total += m
-		if m > 0 {
-			mine.Store(time.Now().UnixNano())
+		q, err := awaitQueued(src, pumpChunk)
+		if err == nil && q == 0 {
+			return total, nil // EOF
+		}
+		var m int64
+		if err == nil {
+			lr.N = q
+			m, err = chunk(lr)
+			total += m
+			if m > 0 {
+				mine.Store(time.Now().UnixNano())
+			}
 		}
 		switch {
-		case err == nil && m < pumpChunk:
+		case err == nil && m == 0:
 			return total, nil // EOF
 		case err == nil:
 			continue
-		case isTimeout(err) && !c.lingering.Load():
+		case isTimeout(err) && c.idle > 0 && !c.lingering.Load():
 			if m > 0 || time.Since(time.Unix(0, other.Load())) < c.idle {
 				continue
 			}
