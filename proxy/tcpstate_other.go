@@ -11,13 +11,17 @@ import (
 // upstream is blamed, as the conservative reading for a diagnostic tool.
 func receivedReset(*net.TCPConn) bool { return false }
 
-// readPooled holds the buffer while it waits where the poller cannot be
-// asked first.
-func readPooled(src io.Reader) (*[]byte, int, error) {
+// sockReader reads a tunnel's source the plain way: the read buffer (or a
+// splice pipe) is held while waiting where the poller cannot be asked first.
+type sockReader struct{ src io.Reader }
+
+func (r *sockReader) init(src io.Reader) { r.src = src }
+
+func (r *sockReader) read() (*[]byte, int, error) {
 	bp := bufPool.Get().(*[]byte)
-	n, err := src.Read(*bp)
+	n, err := r.src.Read(*bp)
 	return bp, n, err
 }
 
-// awaitQueued lets the splice (or copy) wait for the bytes itself.
-func awaitQueued(_ any, max int64) (int64, error) { return max, nil }
+// queued lets the copy wait for the bytes itself.
+func (r *sockReader) queued(max int64) (int64, error) { return max, nil }

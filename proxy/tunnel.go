@@ -34,6 +34,8 @@ type tapConn struct {
 	up   tlsObserver // client to upstream
 	down tlsObserver // upstream to client
 
+	upR, downR sockReader // reads the client's and the upstream's socket
+
 	bytesUp, bytesDown int64
 	errUp, errDown     error
 	// resetBy is who reset the connection: resetUpstream | resetClient bits.
@@ -53,10 +55,11 @@ func (c *tapConn) ReadFrom(src io.Reader) (n int64, err error) {
 	defer c.dirDone()
 	early := c.ex.early
 	c.ex.early = nil
-	n, eof, err := c.relayObserved(&c.up, early, src, c.TCPConn, c.ex.clientConn, nil)
+	c.upR.init(src)
+	n, eof, err := c.relayObserved(&c.up, &c.upR, early, c.TCPConn, c.ex.clientConn, nil)
 	if err == nil && !eof {
 		var m int64
-		m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, src, func(lr *io.LimitedReader) (int64, error) {
+		m, err = c.pump(&c.upActive, &c.downActive, c.ex.clientConn, &c.upR, func(lr *io.LimitedReader) (int64, error) {
 			lr.R = src
 			return c.TCPConn.ReadFrom(lr)
 		})
@@ -72,11 +75,12 @@ func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
 	defer c.dirDone()
 	early := c.fromParent
 	c.fromParent = nil
-	n, eof, err := c.relayObserved(&c.down, early, c.TCPConn, dst, c.TCPConn, &c.firstByte)
+	c.downR.init(c.TCPConn)
+	n, eof, err := c.relayObserved(&c.down, &c.downR, early, dst, c.TCPConn, &c.firstByte)
 	if err == nil && !eof {
 		var m int64
 		if rf, ok := dst.(io.ReaderFrom); ok {
-			m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, c.TCPConn, func(lr *io.LimitedReader) (int64, error) {
+			m, err = c.pump(&c.downActive, &c.upActive, c.TCPConn, &c.downR, func(lr *io.LimitedReader) (int64, error) {
 				// dst's ReadFrom takes a LimitedReader around the bare
 				// *net.TCPConn and still splices.
 				lr.R = c.TCPConn
@@ -100,7 +104,7 @@ func (c *tapConn) WriteTo(dst io.Writer) (n int64, err error) {
 // with the CONNECT exchange, then reads from src. eof reports that src
 // ended (cleanly) before the observer was done; the caller then has
 // nothing left to splice.
-func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, dst io.Writer,
+func (c *tapConn) relayObserved(obs *tlsObserver, src *sockReader, early []byte, dst io.Writer,
 	deadline interface{ SetReadDeadline(time.Time) error }, first *time.Time) (n int64, eof bool, err error) {
 	if len(early) > 0 {
 		if first != nil {
@@ -118,7 +122,7 @@ func (c *tapConn) relayObserved(obs *tlsObserver, early []byte, src io.Reader, d
 	}
 	for !obs.done {
 		c.armIdle(deadline)
-		bp, r, rerr := readPooled(src)
+		bp, r, rerr := src.read()
 		if r > 0 {
 			if first != nil && first.IsZero() {
 				*first = time.Now()
@@ -182,11 +186,11 @@ func (c *tapConn) armIdle(src interface{ SetReadDeadline(time.Time) error }) {
 const pumpChunk = 1 << 20
 
 // pump copies one direction in runs of what the kernel has queued (see
-// awaitQueued): waiting happens outside splice(2), so an idle tunnel holds
+// sockReader.queued): waiting happens outside splice(2), so an idle tunnel holds
 // no pipe. Each run is still one splice. With timeouts.tunnel_idle set, a
 // read deadline on the source bounds each wait: one that fires ends the
 // tunnel only if the other direction was quiet too.
-func (c *tapConn) pump(mine, other *atomic.Int64, deadline interface{ SetReadDeadline(time.Time) error }, src any,
+func (c *tapConn) pump(mine, other *atomic.Int64, deadline interface{ SetReadDeadline(time.Time) error }, src *sockReader,
 	chunk func(*io.LimitedReader) (int64, error)) (int64, error) {
 	var total int64
 	lr := &io.LimitedReader{}
@@ -195,7 +199,7 @@ func (c *tapConn) pump(mine, other *atomic.Int64, deadline interface{ SetReadDea
 		if c.idle > 0 && !c.lingering.Load() {
 			_ = deadline.SetReadDeadline(time.Now().Add(c.idle))
 		}
-		q, err := awaitQueued(src, pumpChunk)
+		q, err := src.queued(pumpChunk)
 		if err == nil && q == 0 {
 			return total, nil // EOF
 		}
