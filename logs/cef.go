@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
 
@@ -91,113 +90,101 @@ func levelSeverity(msg string, l zapcore.Level) int {
 	return 9
 }
 
-func (s *state) writeCEF(dst []byte, ent zapcore.Entry, m *Meta) []byte {
-	dst = append(dst, "CEF:0|"+Vendor+"|"+Product+"|"...)
-	dst = appendCEFHeader(dst, m.Version)
-	dst = append(dst, '|')
+func (s *state) writeCEF(dst []byte, ent zapcore.Entry, f *fixed) []byte {
+	dst = append(dst, f.cefPrefix...)
 	exchange := ent.Message == "exchange"
 	if exchange {
 		o := s.str(sOutcome)
 		if o == "" {
 			o = "exchange"
 		}
-		dst = appendCEFHeader(dst, o)
+		dst = appendEscaped(dst, o, cefHeader)
 		dst = append(dst, '|')
 		if s.isText(sCauseTitle) {
-			dst = s.appendCEFVal(dst, sCauseTitle, true)
+			dst = s.appendCEFVal(dst, sCauseTitle, cefHeader)
 		} else {
-			dst = appendCEFHeader(dst, outcomeName(o))
+			dst = appendEscaped(dst, outcomeName(o), cefHeader)
 		}
 		dst = append(dst, '|')
-		dst = strconv.AppendInt(dst, int64(cefSeverity(s.str(sClass), s.isText(sCauseID))), 10)
+		dst = appendInt(dst, int64(cefSeverity(s.str(sClass), s.isText(sCauseID))))
 	} else {
-		dst = appendCEFHeader(dst, ent.Message)
+		dst = appendEscaped(dst, ent.Message, cefHeader)
 		dst = append(dst, '|')
 		if r, ok := otherRecords[ent.Message]; ok {
-			dst = appendCEFHeader(dst, r.name)
+			dst = appendEscaped(dst, r.name, cefHeader)
 		} else {
-			dst = appendCEFHeader(dst, ent.Message)
+			dst = appendEscaped(dst, ent.Message, cefHeader)
 		}
 		dst = append(dst, '|')
-		dst = strconv.AppendInt(dst, int64(levelSeverity(ent.Message, ent.Level)), 10)
+		dst = appendInt(dst, int64(levelSeverity(ent.Message, ent.Level)))
 	}
 	dst = append(dst, "|rt="...)
-	dst = strconv.AppendInt(dst, ent.Time.UnixMilli(), 10)
+	dst = appendInt(dst, ent.Time.UnixMilli())
 	if exchange {
-		dst = s.cefExchange(dst, ent, m)
+		dst = s.cefExchange(dst, ent, f)
 	} else {
-		dst = s.cefOther(dst, m)
+		dst = s.cefOther(dst, f)
 	}
 	if ent.Stack != "" {
-		dst = cefString(dst, "m365tapStack", ent.Stack)
+		dst = cefString(dst, " m365tapStack=", ent.Stack)
 	}
 	dst = append(dst, s.extra...)
 	return append(dst, '\n')
 }
 
-func cefKey(dst []byte, key string) []byte {
-	dst = append(dst, ' ')
-	dst = append(dst, key...)
-	return append(dst, '=')
-}
+// The CEF helpers take the whole key with its punctuation, " name=", a
+// constant once they are inlined: written in one move, not three copies.
 
 func cefString(dst []byte, key, v string) []byte {
-	return appendCEFValue(cefKey(dst, key), v)
+	return appendEscaped(append(dst, key...), v, cefValue)
 }
 
 func cefInt(dst []byte, key string, v int64) []byte {
-	return strconv.AppendInt(cefKey(dst, key), v, 10)
+	return appendInt(append(dst, key...), v)
 }
 
-// cefSlot writes key=value when the slot is set and not empty text.
+// cefSlot writes key and value when the slot holds one: CEF reads an empty
+// value as a missing one.
 func (s *state) cefSlot(dst []byte, key string, k slot) []byte {
-	if !s.has(k) || (s.vals[k].kind == kString && s.vals[k].s == "") || (s.vals[k].kind == kBytes && s.vals[k].n == 0) {
-		return dst
-	}
-	return s.appendCEFVal(cefKey(dst, key), k, false)
+	// The key goes first and is taken back when there is no value: the
+	// test inside the call keeps this small enough to inline, and the key
+	// a constant.
+	return s.cefSlotValue(append(dst, key...), len(dst), k)
 }
 
-// cefLabeled writes a custom slot and its label, as cs1Label=cause cs1=...
-func (s *state) cefLabeled(dst []byte, key, label string, k slot) []byte {
-	if !s.has(k) || (s.vals[k].kind == kString && s.vals[k].s == "") {
-		return dst
+func (s *state) cefSlotValue(dst []byte, mark int, k slot) []byte {
+	if !s.filled(k) {
+		return dst[:mark]
 	}
-	dst = append(dst, ' ')
-	dst = append(dst, key...)
-	dst = append(dst, "Label="...)
-	dst = append(dst, label...)
-	return s.cefSlot(dst, key, k)
+	return s.appendCEFVal(dst, k, cefValue)
 }
 
 // cefCustom writes a key of the table under the product's prefix:
 // dns_ms becomes m365tapDnsMs.
 func (s *state) cefCustom(dst []byte, k slot) []byte {
-	if !s.has(k) || (s.vals[k].kind == kString && s.vals[k].s == "") || (s.vals[k].kind == kBytes && s.vals[k].n == 0) {
-		return dst
-	}
-	dst = append(dst, ' ')
-	dst = appendCEFKey(dst, nil, mapping[k].Key)
-	dst = append(dst, '=')
-	return s.appendCEFVal(dst, k, false)
+	return s.cefSlot(dst, cefCustomKeys[k], k)
 }
 
-func (s *state) appendCEFVal(dst []byte, k slot, header bool) []byte {
+var cefCustomKeys = func() (t [numSlots]string) {
+	for k := range numSlots {
+		t[k] = string(appendCEFKey([]byte{' '}, nil, mapping[k].Key)) + "="
+	}
+	return t
+}()
+
+// appendCEFVal writes slot k's value, text escaped under e: cefValue, or
+// cefHeader for the one slot that can be a header field.
+func (s *state) appendCEFVal(dst []byte, k slot, e *escaper) []byte {
 	v := &s.vals[k]
 	switch v.kind {
 	case kString:
-		if header {
-			return appendCEFHeader(dst, v.s)
-		}
-		return appendCEFValue(dst, v.s)
+		return appendEscaped(dst, v.s, e)
 	case kBytes:
-		if header {
-			return appendCEFHeader(dst, string(s.bytes(v)))
-		}
-		return appendCEFValueBytes(dst, s.bytes(v))
+		return appendEscaped(dst, s.bytes(v), e)
 	case kInt:
-		return strconv.AppendInt(dst, v.i, 10)
+		return appendInt(dst, v.i)
 	case kUint:
-		return strconv.AppendUint(dst, uint64(v.i), 10)
+		return appendUint(dst, uint64(v.i))
 	case kFloat:
 		return appendFloat(dst, v.f, 64, false)
 	case kBool:
@@ -206,15 +193,15 @@ func (s *state) appendCEFVal(dst []byte, k slot, header bool) []byte {
 	return dst
 }
 
-func (s *state) cefExchange(dst []byte, ent zapcore.Entry, m *Meta) []byte {
+func (s *state) cefExchange(dst []byte, ent zapcore.Entry, f *fixed) []byte {
 	sh := s.shape()
 	rt := ent.Time.UnixMilli()
-	dst = cefInt(dst, "end", rt)
+	dst = cefInt(dst, " end=", rt)
 	if f, ok := s.num(sDurationMs); ok && !math.IsNaN(f) && !math.IsInf(f, 0) {
-		dst = cefInt(dst, "start", ent.Time.Add(-timeDuration(int64(math.Round(f*1e6)))).UnixMilli())
+		dst = cefInt(dst, " start=", ent.Time.Add(-timeDuration(int64(math.Round(f*1e6)))).UnixMilli())
 	}
-	dst = s.cefSlot(dst, "externalId", sID)
-	dst = s.cefSlot(dst, "cat", sClass)
+	dst = s.cefSlot(dst, " externalId=", sID)
+	dst = s.cefSlot(dst, " cat=", sClass)
 	switch {
 	case sh.class == "denied":
 		dst = append(dst, " act=blocked"...)
@@ -224,21 +211,21 @@ func (s *state) cefExchange(dst []byte, ent zapcore.Entry, m *Meta) []byte {
 		dst = append(dst, " act=forwarded"...)
 	}
 	if sh.class != "" {
-		dst = cefString(dst, "outcome", ecsOutcome(sh.class))
+		dst = cefString(dst, " outcome=", ecsOutcome(sh.class))
 	}
 	if ip, port, ok := splitClient(s.str(sClient)); ok {
-		dst = cefString(dst, "src", ip)
+		dst = cefString(dst, " src=", ip)
 		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
-			dst = cefInt(dst, "spt", int64(n))
+			dst = cefInt(dst, " spt=", int64(n))
 		}
 	}
-	dst = s.cefSlot(dst, "dhost", sHost)
-	dst = s.cefSlot(dst, "dpt", sPort)
+	dst = s.cefSlot(dst, " dhost=", sHost)
+	dst = s.cefSlot(dst, " dpt=", sPort)
 	switch {
 	case s.isText(sDestIP):
-		dst = s.cefSlot(dst, "dst", sDestIP)
+		dst = s.cefSlot(dst, " dst=", sDestIP)
 	case sh.hostIP:
-		dst = cefString(dst, "dst", sh.host)
+		dst = cefString(dst, " dst=", sh.host)
 	}
 	switch {
 	case sh.dnsCheck:
@@ -252,28 +239,14 @@ func (s *state) cefExchange(dst []byte, ent zapcore.Entry, m *Meta) []byte {
 	default:
 		dst = append(dst, " proto=TCP"...)
 	}
-	dst = s.cefSlot(dst, "requestMethod", sMethod)
-	dst = s.cefSlot(dst, "request", sURL)
-	dst = s.cefSlot(dst, "requestClientApplication", sUserAgent)
-	dst = s.cefSlot(dst, "in", sBytesUp)
-	dst = s.cefSlot(dst, "out", sBytesDown)
-	dst = s.cefSlot(dst, "reason", sError)
-	dst = s.cefSlot(dst, "msg", sCauseRemedy)
-	if m.Hostname != "" {
-		dst = cefString(dst, "dvchost", m.Hostname)
-	}
-	dst = s.cefLabeled(dst, "cs1", "cause", sCauseID)
-	dst = s.cefLabeled(dst, "cs2", "route", sRoute)
-	dst = s.cefLabeled(dst, "cs3", "ruleId", sRuleID)
-	dst = s.cefLabeled(dst, "cs4", "tlsVersion", sTLSVersion)
-	dst = s.cefLabeled(dst, "cs5", "tlsServerName", sTLSSNI)
-	dst = s.cefLabeled(dst, "cs6", "tlsAlert", sTLSAlert)
+	dst = s.cefSlots(dst, cefRequest[:])
+	dst = append(dst, f.cefHost...)
+	dst = s.cefSlots(dst, cefLabeled[:])
 	if ms, ok := s.integer(sDurationMs); ok {
-		dst = append(dst, " cn1Label=durationMs"...)
-		dst = cefInt(dst, "cn1", ms)
+		dst = cefInt(dst, " cn1Label=durationMs cn1=", ms)
 	}
-	dst = s.cefLabeled(dst, "cn2", "httpStatus", sStatus)
-	dst = s.cefLabeled(dst, "cn3", "upstreamStatus", sUpstreamStatus)
+	dst = s.cefSlot(dst, " cn2Label=httpStatus cn2=", sStatus)
+	dst = s.cefSlot(dst, " cn3Label=upstreamStatus cn3=", sUpstreamStatus)
 	for _, k := range [...]slot{sParent, sReused, sDNSMs, sConnectMs, sTTFBMs, sDurationMs, sProbeBody, sProbeCheck,
 		sRuleIDs, sRuleSource, sServiceArea, sRequired, sExpressRoute, sCategory, sProbe} {
 		dst = s.cefCustom(dst, k)
@@ -281,145 +254,53 @@ func (s *state) cefExchange(dst []byte, ent zapcore.Entry, m *Meta) []byte {
 	return dst
 }
 
-func (s *state) cefOther(dst []byte, m *Meta) []byte {
-	if m.Hostname != "" {
-		dst = cefString(dst, "dvchost", m.Hostname)
+// An exchange's extension keys after the protocol, before and after
+// dvchost, in this order.
+var (
+	cefRequest = [...]cefField{
+		{" requestMethod=", sMethod},
+		{" request=", sURL},
+		{" requestClientApplication=", sUserAgent},
+		{" in=", sBytesUp},
+		{" out=", sBytesDown},
+		{" reason=", sError},
+		{" msg=", sCauseRemedy},
 	}
+	cefLabeled = [...]cefField{
+		{" cs1Label=cause cs1=", sCauseID},
+		{" cs2Label=route cs2=", sRoute},
+		{" cs3Label=ruleId cs3=", sRuleID},
+		{" cs4Label=tlsVersion cs4=", sTLSVersion},
+		{" cs5Label=tlsServerName cs5=", sTLSSNI},
+		{" cs6Label=tlsAlert cs6=", sTLSAlert},
+	}
+)
+
+type cefField struct {
+	key string
+	k   slot
+}
+
+func (s *state) cefSlots(dst []byte, fields []cefField) []byte {
+	for _, f := range fields {
+		dst = s.cefSlot(dst, f.key, f.k)
+	}
+	return dst
+}
+
+func (s *state) cefOther(dst []byte, f *fixed) []byte {
+	dst = append(dst, f.cefHost...)
 	for k := range numSlots {
 		if !s.has(k) {
 			continue
 		}
 		if k == sError {
-			dst = cefKey(dst, "reason")
-			dst = s.appendCEFVal(dst, k, false)
+			dst = s.cefSlot(dst, " reason=", k)
 			continue
 		}
 		dst = s.cefCustom(dst, k)
 	}
 	return dst
-}
-
-// appendCEFHeader appends a header field: \ and | escaped, control
-// characters as spaces, invalid UTF-8 as U+FFFD.
-func appendCEFHeader(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if i = safeRun(s, i, '|', '\\'); i == len(s) {
-			break
-		}
-		c := s[i]
-		if cefHeaderSafe[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '\\', '|':
-			dst = append(dst, '\\', c)
-		default:
-			dst = append(dst, ' ')
-		}
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
-}
-
-// appendCEFValue appends an extension value: \ and = escaped, CR and LF as
-// \r and \n, other control characters as spaces, invalid UTF-8 as U+FFFD.
-func appendCEFValue(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if i = safeRun(s, i, '=', '\\'); i == len(s) {
-			break
-		}
-		c := s[i]
-		if cefValueSafe[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		dst = appendCEFEscape(dst, c)
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
-}
-
-func appendCEFValueBytes(dst []byte, s []byte) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if i = safeRunBytes(s, i, '=', '\\'); i == len(s) {
-			break
-		}
-		c := s[i]
-		if cefValueSafe[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		dst = appendCEFEscape(dst, c)
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
-}
-
-// The bytes a header field and an extension value hold as they are.
-var cefHeaderSafe, cefValueSafe = func() (h, v [256]bool) {
-	for c := 0x20; c < 0x7f; c++ {
-		h[c] = c != '\\' && c != '|'
-		v[c] = c != '\\' && c != '='
-	}
-	return h, v
-}()
-
-func appendCEFEscape(dst []byte, c byte) []byte {
-	switch c {
-	case '\\', '=':
-		return append(dst, '\\', c)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	}
-	return append(dst, ' ')
 }
 
 // appendCEFKey writes a key outside the CEF dictionary as the product

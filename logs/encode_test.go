@@ -69,9 +69,9 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestJSONFormatUnchanged: the json format is the tap's own schema, written
-// by zap's JSON encoder with EncoderConfig, exactly as before formats
-// existed.
+// TestJSONFormatUnchanged: the json format is the tap's own schema, as
+// zap's JSON encoder with EncoderConfig wrote it before formats existed
+// (json_test.go compares the two on every kind of field).
 func TestJSONFormatUnchanged(t *testing.T) {
 	ent := zapcore.Entry{Level: zapcore.InfoLevel, Time: fixedTime, Message: "exchange"}
 	want, err := zapcore.NewJSONEncoder(EncoderConfig()).EncodeEntry(ent, []zapcore.Field{zap.Inline(records[0].r)})

@@ -36,12 +36,13 @@ type Meta struct {
 	Hostname string
 }
 
-// NewEncoder returns the encoder for a format: json (zap's JSON encoder
-// with EncoderConfig, the tap's own schema), ecs or cef.
+// NewEncoder returns the encoder for a format: json (the tap's own schema,
+// byte for byte what zap's JSON encoder writes with EncoderConfig), ecs or
+// cef.
 func NewEncoder(name string, m Meta) (zapcore.Encoder, error) {
 	switch name {
 	case "", "json":
-		return zapcore.NewJSONEncoder(EncoderConfig()), nil
+		return newJSONEncoder(), nil
 	case "ecs":
 		return newEncoder(formatECS, m), nil
 	case "cef":
@@ -51,7 +52,7 @@ func NewEncoder(name string, m Meta) (zapcore.Encoder, error) {
 }
 
 func newEncoder(f format, m Meta) *encoder {
-	return &encoder{state: &state{format: f}, meta: &m}
+	return &encoder{state: newState(f), fixed: newFixed(m)}
 }
 
 var bufferPool = buffer.NewPool()
@@ -61,11 +62,37 @@ var bufferPool = buffer.NewPool()
 // own, so EncodeEntry is safe for concurrent use, as zap requires.
 type encoder struct {
 	*state
-	meta *Meta
+	fixed *fixed
+}
+
+// fixed is what every record of an encoder writes the same: its Meta,
+// rendered once.
+type fixed struct {
+	ecsObserver string // the observer.* fields
+	cefPrefix   string // "CEF:0|Vendor|Product|Version|"
+	cefHost     string // " dvchost=..." or nothing
+}
+
+func newFixed(m Meta) *fixed {
+	obs := []byte(`,"observer.type":"proxy","observer.vendor":"` + Vendor + `","observer.product":"` + Product + `"`)
+	if m.Version != "" {
+		obs = ecsString(obs, `,"observer.version":`, m.Version)
+	}
+	if m.Hostname != "" {
+		obs = ecsString(obs, `,"observer.hostname":`, m.Hostname)
+	}
+	f := &fixed{
+		ecsObserver: string(obs),
+		cefPrefix:   string(append(appendEscaped([]byte("CEF:0|"+Vendor+"|"+Product+"|"), m.Version, cefHeader), '|')),
+	}
+	if m.Hostname != "" {
+		f.cefHost = string(cefString(nil, " dvchost=", m.Hostname))
+	}
+	return f
 }
 
 func (e *encoder) Clone() zapcore.Encoder {
-	c := &encoder{state: &state{format: e.format}, meta: e.meta}
+	c := &encoder{state: newState(e.format), fixed: e.fixed}
 	c.state.copyFrom(e.state)
 	return c
 }
@@ -79,9 +106,9 @@ func (e *encoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field) (*buffe
 		fields[i].AddTo(s)
 	}
 	if e.format == formatCEF {
-		s.out = s.writeCEF(s.out[:0], ent, e.meta)
+		s.out = s.writeCEF(s.out[:0], ent, e.fixed)
 	} else {
-		s.out = s.writeECS(s.out[:0], ent, e.meta)
+		s.out = s.writeECS(s.out[:0], ent, e.fixed)
 	}
 	buf := bufferPool.Get()
 	_, _ = buf.Write(s.out)
@@ -222,25 +249,22 @@ func tlsVersion(v string) (num, proto string) {
 
 // ECS.
 
-func ecsKey(dst []byte, name string) []byte {
-	dst = append(dst, ',', '"')
-	dst = append(dst, name...)
-	return append(dst, '"', ':')
+// The ECS helpers take the whole key with its punctuation, `,"name":`, a
+// constant once they are inlined: written in one move, not three copies.
+
+func ecsString(dst []byte, key, v string) []byte {
+	return appendJSONString(append(dst, key...), v)
 }
 
-func ecsString(dst []byte, name, v string) []byte {
-	return appendJSONString(ecsKey(dst, name), v)
+func ecsInt(dst []byte, key string, v int64) []byte {
+	return appendInt(append(dst, key...), v)
 }
 
-func ecsInt(dst []byte, name string, v int64) []byte {
-	return strconv.AppendInt(ecsKey(dst, name), v, 10)
-}
-
-func (s *state) ecsSlot(dst []byte, name string, k slot) []byte {
+func (s *state) ecsSlot(dst []byte, key string, k slot) []byte {
 	if !s.has(k) {
 		return dst
 	}
-	return s.appendJSONVal(ecsKey(dst, name), k)
+	return s.appendJSONVal(append(dst, key...), k)
 }
 
 func (s *state) appendJSONVal(dst []byte, k slot) []byte {
@@ -249,11 +273,11 @@ func (s *state) appendJSONVal(dst []byte, k slot) []byte {
 	case kString:
 		return appendJSONString(dst, v.s)
 	case kBytes:
-		return appendJSONStringBytes(dst, s.bytes(v))
+		return appendJSONString(dst, s.bytes(v))
 	case kInt:
-		return strconv.AppendInt(dst, v.i, 10)
+		return appendInt(dst, v.i)
 	case kUint:
-		return strconv.AppendUint(dst, uint64(v.i), 10)
+		return appendUint(dst, uint64(v.i))
 	case kFloat:
 		return appendFloat(dst, v.f, 64, true)
 	case kBool:
@@ -262,7 +286,7 @@ func (s *state) appendJSONVal(dst []byte, k slot) []byte {
 	return append(dst, "null"...)
 }
 
-func (s *state) writeECS(dst []byte, ent zapcore.Entry, m *Meta) []byte {
+func (s *state) writeECS(dst []byte, ent zapcore.Entry, f *fixed) []byte {
 	var tsb [40]byte
 	ts := appendTimestamp(tsb[:0], ent.Time)
 	dst = append(dst, `{"@timestamp":"`...)
@@ -272,7 +296,7 @@ func (s *state) writeECS(dst []byte, ent zapcore.Entry, m *Meta) []byte {
 	dst = append(dst, `","message":`...)
 	dst = appendJSONString(dst, ent.Message)
 	if ent.LoggerName != "" {
-		dst = ecsString(dst, "log.logger", ent.LoggerName)
+		dst = ecsString(dst, `,"log.logger":`, ent.LoggerName)
 	}
 	dst = append(dst, `,"ecs.version":"`+ECSVersion+`","event.kind":"event"`...)
 	if ent.Message == "exchange" {
@@ -280,15 +304,9 @@ func (s *state) writeECS(dst []byte, ent zapcore.Entry, m *Meta) []byte {
 	} else {
 		dst = s.ecsOther(dst, ent)
 	}
-	dst = append(dst, `,"observer.type":"proxy","observer.vendor":"`+Vendor+`","observer.product":"`+Product+`"`...)
-	if m.Version != "" {
-		dst = ecsString(dst, "observer.version", m.Version)
-	}
-	if m.Hostname != "" {
-		dst = ecsString(dst, "observer.hostname", m.Hostname)
-	}
+	dst = append(dst, f.ecsObserver...)
 	if ent.Stack != "" {
-		dst = ecsString(dst, "error.stack_trace", ent.Stack)
+		dst = ecsString(dst, `,"error.stack_trace":`, ent.Stack)
 	}
 	dst = append(dst, s.extra...)
 	return append(dst, '}', '\n')
@@ -314,46 +332,46 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 		dst = append(dst, `,"denied"`...)
 	}
 	dst = append(dst, ']')
-	dst = ecsString(dst, "event.action", sh.action())
+	dst = ecsString(dst, `,"event.action":`, sh.action())
 	if sh.class != "" {
-		dst = ecsString(dst, "event.outcome", ecsOutcome(sh.class))
+		dst = ecsString(dst, `,"event.outcome":`, ecsOutcome(sh.class))
 	}
-	dst = s.ecsSlot(dst, "event.sequence", sID)
+	dst = s.ecsSlot(dst, `,"event.sequence":`, sID)
 	if ns, ok := s.nanosFromMs(sDurationMs); ok {
-		dst = ecsInt(dst, "event.duration", ns)
-		dst = append(ecsKey(dst, "event.start"), '"')
+		dst = ecsInt(dst, `,"event.duration":`, ns)
+		dst = append(append(dst, `,"event.start":`...), '"')
 		dst = appendTimestamp(dst, ent.Time.Add(-timeDuration(ns)))
 		dst = append(dst, '"')
 	}
-	dst = append(ecsKey(dst, "event.end"), '"')
+	dst = append(append(dst, `,"event.end":`...), '"')
 	dst = append(dst, ts...)
 	dst = append(dst, '"')
 
 	if ip, port, ok := splitClient(s.str(sClient)); ok {
-		dst = ecsString(dst, "source.address", ip)
+		dst = ecsString(dst, `,"source.address":`, ip)
 		if isIPLiteral(ip) {
-			dst = ecsString(dst, "source.ip", ip)
+			dst = ecsString(dst, `,"source.ip":`, ip)
 		}
 		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
-			dst = ecsInt(dst, "source.port", int64(n))
+			dst = ecsInt(dst, `,"source.port":`, int64(n))
 		}
 	}
-	dst = s.ecsSlot(dst, "source.bytes", sBytesUp)
+	dst = s.ecsSlot(dst, `,"source.bytes":`, sBytesUp)
 
 	if sh.host != "" {
-		dst = ecsString(dst, "destination.address", sh.host)
+		dst = ecsString(dst, `,"destination.address":`, sh.host)
 		if !sh.hostIP {
-			dst = ecsString(dst, "destination.domain", sh.host)
+			dst = ecsString(dst, `,"destination.domain":`, sh.host)
 		}
 	}
 	switch {
 	case s.isText(sDestIP):
-		dst = s.ecsSlot(dst, "destination.ip", sDestIP)
+		dst = s.ecsSlot(dst, `,"destination.ip":`, sDestIP)
 	case sh.hostIP:
-		dst = ecsString(dst, "destination.ip", sh.host)
+		dst = ecsString(dst, `,"destination.ip":`, sh.host)
 	}
-	dst = s.ecsSlot(dst, "destination.port", sPort)
-	dst = s.ecsSlot(dst, "destination.bytes", sBytesDown)
+	dst = s.ecsSlot(dst, `,"destination.port":`, sPort)
+	dst = s.ecsSlot(dst, `,"destination.bytes":`, sBytesDown)
 
 	if !sh.dnsCheck {
 		dst = append(dst, `,"network.transport":"tcp"`...)
@@ -369,12 +387,12 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 	up, okUp := s.integer(sBytesUp)
 	down, okDown := s.integer(sBytesDown)
 	if okUp && okDown {
-		dst = ecsInt(dst, "network.bytes", up+down)
+		dst = ecsInt(dst, `,"network.bytes":`, up+down)
 	}
 
 	if sh.dnsCheck {
 		if sh.host != "" {
-			dst = ecsString(dst, "dns.question.name", sh.host)
+			dst = ecsString(dst, `,"dns.question.name":`, sh.host)
 		}
 		if sh.check == "dns_a" {
 			dst = append(dst, `,"dns.question.type":"A"`...)
@@ -383,86 +401,97 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 		}
 	} else {
 		if s.isText(sURL) {
-			dst = s.ecsSlot(dst, "url.full", sURL)
+			dst = s.ecsSlot(dst, `,"url.full":`, sURL)
 			scheme, path, query := splitURL(s.str(sURL))
 			if scheme != "" {
-				dst = ecsString(dst, "url.scheme", scheme)
+				dst = ecsString(dst, `,"url.scheme":`, scheme)
 			}
 			if path != "" {
-				dst = ecsString(dst, "url.path", path)
+				dst = ecsString(dst, `,"url.path":`, path)
 			}
 			if query != "" {
-				dst = ecsString(dst, "url.query", query)
+				dst = ecsString(dst, `,"url.query":`, query)
 			}
 		}
 		if sh.host != "" && (s.isText(sURL) || sh.connect) {
-			dst = ecsString(dst, "url.domain", sh.host)
-			dst = s.ecsSlot(dst, "url.port", sPort)
+			dst = ecsString(dst, `,"url.domain":`, sh.host)
+			dst = s.ecsSlot(dst, `,"url.port":`, sPort)
 		}
 		if sh.method != "" {
-			dst = ecsString(dst, "http.request.method", sh.method)
+			dst = ecsString(dst, `,"http.request.method":`, sh.method)
 		}
-		dst = s.ecsSlot(dst, "http.response.status_code", sStatus)
+		dst = s.ecsSlot(dst, `,"http.response.status_code":`, sStatus)
 		if !sh.connect && sh.method != "" {
-			dst = s.ecsSlot(dst, "http.request.body.bytes", sBytesUp)
-			dst = s.ecsSlot(dst, "http.response.body.bytes", sBytesDown)
+			dst = s.ecsSlot(dst, `,"http.request.body.bytes":`, sBytesUp)
+			dst = s.ecsSlot(dst, `,"http.response.body.bytes":`, sBytesDown)
 		}
 	}
 
-	dst = s.ecsSlot(dst, "tls.client.server_name", sTLSSNI)
+	dst = s.ecsSlot(dst, `,"tls.client.server_name":`, sTLSSNI)
 	if v := s.str(sTLSVersion); v != "" {
 		num, proto := tlsVersion(v)
-		dst = ecsString(dst, "tls.version", num)
+		dst = ecsString(dst, `,"tls.version":`, num)
 		if proto != "" {
-			dst = ecsString(dst, "tls.version_protocol", proto)
+			dst = ecsString(dst, `,"tls.version_protocol":`, proto)
 		}
 	}
 	if sh.tlsSeen {
-		dst = append(ecsKey(dst, "tls.established"), strconv.FormatBool(sh.class == "ok")...)
+		dst = append(append(dst, `,"tls.established":`...), strconv.FormatBool(sh.class == "ok")...)
 	}
-	dst = s.ecsSlot(dst, "user_agent.original", sUserAgent)
+	dst = s.ecsSlot(dst, `,"user_agent.original":`, sUserAgent)
 
 	if o := s.str(sOutcome); o != "" && o != "ok" {
-		dst = ecsString(dst, "error.type", o)
+		dst = ecsString(dst, `,"error.type":`, o)
 	}
-	dst = s.ecsSlot(dst, "error.message", sError)
+	dst = s.ecsSlot(dst, `,"error.message":`, sError)
 
 	if id := s.str(sCauseID); id != "" {
-		dst = ecsString(dst, "rule.id", id)
-		dst = s.ecsSlot(dst, "rule.name", sCauseTitle)
-		dst = s.ecsSlot(dst, "rule.description", sCauseRemedy)
+		dst = ecsString(dst, `,"rule.id":`, id)
+		dst = s.ecsSlot(dst, `,"rule.name":`, sCauseTitle)
+		dst = s.ecsSlot(dst, `,"rule.description":`, sCauseRemedy)
 		if ref := causeReference(id); ref != "" {
-			dst = ecsString(dst, "rule.reference", ref)
+			dst = ecsString(dst, `,"rule.reference":`, ref)
 		}
-		dst = ecsString(dst, "rule.ruleset", ruleset)
+		dst = ecsString(dst, `,"rule.ruleset":`, ruleset)
 	}
 
-	dst = s.ecsSlot(dst, "m365tap.outcome", sOutcome)
-	dst = s.ecsSlot(dst, "m365tap.class", sClass)
-	dst = s.ecsSlot(dst, "m365tap.route", sRoute)
-	dst = s.ecsSlot(dst, "m365tap.parent.address", sParent)
-	dst = s.ecsSlot(dst, "m365tap.reused", sReused)
-	dst = s.ecsSlot(dst, "m365tap.upstream.status_code", sUpstreamStatus)
-	for _, t := range [...]struct {
-		name string
-		k    slot
-	}{{"m365tap.timing.dns", sDNSMs}, {"m365tap.timing.connect", sConnectMs}, {"m365tap.timing.ttfb", sTTFBMs}} {
-		if ns, ok := s.nanosFromMs(t.k); ok {
-			dst = ecsInt(dst, t.name, ns)
+	for _, t := range ecsTail {
+		if !t.nanos {
+			dst = s.ecsSlot(dst, t.key, t.k)
+		} else if ns, ok := s.nanosFromMs(t.k); ok {
+			dst = ecsInt(dst, t.key, ns)
 		}
 	}
-	dst = s.ecsSlot(dst, "m365tap.tls.alert", sTLSAlert)
-	dst = s.ecsSlot(dst, "m365tap.probe.body", sProbeBody)
-	dst = s.ecsSlot(dst, "m365tap.probe.check", sProbeCheck)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.id", sRuleID)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.ids", sRuleIDs)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.source", sRuleSource)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.service_area", sServiceArea)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.required", sRequired)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.express_route", sExpressRoute)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.category", sCategory)
-	dst = s.ecsSlot(dst, "m365tap.endpoint.probe", sProbe)
 	return dst
+}
+
+// ecsTail is the end of an exchange in ECS: the keys without an ECS name,
+// under the product's, in this order; timings become nanoseconds.
+var ecsTail = [...]struct {
+	key   string
+	k     slot
+	nanos bool
+}{
+	{`,"m365tap.outcome":`, sOutcome, false},
+	{`,"m365tap.class":`, sClass, false},
+	{`,"m365tap.route":`, sRoute, false},
+	{`,"m365tap.parent.address":`, sParent, false},
+	{`,"m365tap.reused":`, sReused, false},
+	{`,"m365tap.upstream.status_code":`, sUpstreamStatus, false},
+	{`,"m365tap.timing.dns":`, sDNSMs, true},
+	{`,"m365tap.timing.connect":`, sConnectMs, true},
+	{`,"m365tap.timing.ttfb":`, sTTFBMs, true},
+	{`,"m365tap.tls.alert":`, sTLSAlert, false},
+	{`,"m365tap.probe.body":`, sProbeBody, false},
+	{`,"m365tap.probe.check":`, sProbeCheck, false},
+	{`,"m365tap.endpoint.id":`, sRuleID, false},
+	{`,"m365tap.endpoint.ids":`, sRuleIDs, false},
+	{`,"m365tap.endpoint.source":`, sRuleSource, false},
+	{`,"m365tap.endpoint.service_area":`, sServiceArea, false},
+	{`,"m365tap.endpoint.required":`, sRequired, false},
+	{`,"m365tap.endpoint.express_route":`, sExpressRoute, false},
+	{`,"m365tap.endpoint.category":`, sCategory, false},
+	{`,"m365tap.endpoint.probe":`, sProbe, false},
 }
 
 // otherRecords gives ECS categorization to the records that are not
@@ -479,12 +508,12 @@ var otherRecords = map[string]struct{ category, typ, outcome, name string }{
 
 func (s *state) ecsOther(dst []byte, ent zapcore.Entry) []byte {
 	if r, ok := otherRecords[ent.Message]; ok && r.category != "" {
-		dst = append(ecsKey(dst, "event.category"), r.category...)
-		dst = append(ecsKey(dst, "event.type"), r.typ...)
+		dst = append(append(dst, `,"event.category":`...), r.category...)
+		dst = append(append(dst, `,"event.type":`...), r.typ...)
 	}
-	dst = ecsString(dst, "event.action", ent.Message)
+	dst = ecsString(dst, `,"event.action":`, ent.Message)
 	if r, ok := otherRecords[ent.Message]; ok && r.outcome != "" {
-		dst = ecsString(dst, "event.outcome", r.outcome)
+		dst = ecsString(dst, `,"event.outcome":`, r.outcome)
 	}
 	for k := range numSlots {
 		if !s.has(k) {
@@ -492,13 +521,13 @@ func (s *state) ecsOther(dst []byte, ent zapcore.Entry) []byte {
 		}
 		switch k {
 		case sError:
-			dst = ecsKey(dst, "error.message")
+			dst = append(dst, `,"error.message":`...)
 		case sParent:
 			// As in an exchange: m365tap.parent and m365tap.endpoint are
 			// objects there, and one name cannot be both.
-			dst = ecsKey(dst, "m365tap.parent.address")
+			dst = append(dst, `,"m365tap.parent.address":`...)
 		case sProbe:
-			dst = ecsKey(dst, "m365tap.endpoint.probe")
+			dst = append(dst, `,"m365tap.endpoint.probe":`...)
 		default:
 			dst = append(dst, `,"`+ecsPrefix...)
 			dst = append(dst, mapping[k].Key...)

@@ -2,12 +2,10 @@ package logs
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"math"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap/zapcore"
 )
@@ -16,8 +14,7 @@ import (
 type format uint8
 
 const (
-	formatJSON format = iota
-	formatECS
+	formatECS format = iota
 	formatCEF
 )
 
@@ -53,6 +50,10 @@ type val struct {
 type state struct {
 	format format
 	set    uint64
+	// empty marks the set slots that hold empty text, which CEF leaves
+	// out: kept here so that the writers test one bit, not the value.
+	empty  uint64
+	next   slot // where put looks first
 	vals   [numSlots]val
 	arena  []byte
 	extra  []byte
@@ -61,7 +62,13 @@ type state struct {
 	out    []byte // the record being written
 }
 
-var statePool = sync.Pool{New: func() any { return &state{} }}
+// newState's nested renderer writes as the ECS and CEF encoders always
+// have: U+FFFD itself for invalid UTF-8, reflected values as json.Marshal.
+func newState(f format) *state {
+	return &state{format: f, nested: jsonEnc{esc: ecsJSON, html: true}}
+}
+
+var statePool = sync.Pool{New: func() any { return newState(formatECS) }}
 
 func getState(f format) *state {
 	s := statePool.Get().(*state)
@@ -70,7 +77,7 @@ func getState(f format) *state {
 }
 
 func (s *state) reset() {
-	s.set = 0
+	s.set, s.empty, s.next = 0, 0, 0
 	s.arena = s.arena[:0]
 	s.extra = s.extra[:0]
 	s.ns = s.ns[:0]
@@ -88,7 +95,7 @@ func putState(s *state) {
 
 // copyFrom makes s hold what base collected (fields added with With).
 func (s *state) copyFrom(base *state) {
-	s.set = base.set
+	s.set, s.empty = base.set, base.empty
 	s.vals = base.vals
 	s.arena = append(s.arena[:0], base.arena...)
 	s.extra = append(s.extra[:0], base.extra...)
@@ -96,6 +103,9 @@ func (s *state) copyFrom(base *state) {
 }
 
 func (s *state) has(k slot) bool { return s.set&(1<<k) != 0 }
+
+// filled reports whether slot k holds a value other than empty text.
+func (s *state) filled(k slot) bool { return (s.set&^s.empty)&(1<<k) != 0 }
 
 // str is the slot's text, "" when absent or not text.
 func (s *state) str(k slot) string {
@@ -118,11 +128,7 @@ func (s *state) bytes(v *val) []byte { return s.arena[v.i : int(v.i)+v.n] }
 
 // isText reports whether slot k holds a non-empty string.
 func (s *state) isText(k slot) bool {
-	if !s.has(k) {
-		return false
-	}
-	v := &s.vals[k]
-	return (v.kind == kString && v.s != "") || (v.kind == kBytes && v.n > 0)
+	return s.filled(k) && (s.vals[k].kind == kString || s.vals[k].kind == kBytes)
 }
 
 // num is the slot's numeric value as float64 and whether it has one.
@@ -166,22 +172,27 @@ func (s *state) nanosFromMs(k slot) (int64, bool) {
 	return int64(math.Round(f * 1e6)), true
 }
 
-func (s *state) boolean(k slot) (bool, bool) {
-	if !s.has(k) || s.vals[k].kind != kBool {
-		return false, false
-	}
-	return s.vals[k].b, true
-}
-
-func (s *state) put(key string) (*val, bool) {
+func (s *state) put(key string, empty bool) (*val, bool) {
 	if len(s.ns) > 0 {
 		return nil, false
 	}
-	k, ok := lookup(key)
-	if !ok {
-		return nil, false
+	// The proxy adds its keys in the table's order: the slot after the
+	// last one found is worth one comparison before the hash table.
+	k := s.next
+	if k >= numSlots || mapping[k].Key != key {
+		var ok bool
+		if k, ok = lookup(key); !ok {
+			return nil, false
+		}
 	}
-	s.set |= 1 << k
+	s.next = k + 1
+	bit := uint64(1) << k
+	s.set |= bit
+	if empty {
+		s.empty |= bit
+	} else {
+		s.empty &^= bit
+	}
 	return &s.vals[k], true
 }
 
@@ -194,51 +205,44 @@ func (s *state) extraKey(key string) {
 		s.extra = appendCEFKey(s.extra, s.ns, key)
 		s.extra = append(s.extra, '=')
 	default:
-		s.extra = append(s.extra, ',', '"')
-		s.extra = append(s.extra, ecsPrefix...)
-		s.extra = appendJSONBody(s.extra, s.ns)
-		s.extra = appendJSONStringBody(s.extra, key)
+		s.extra = append(s.extra, `,"`+ecsPrefix...)
+		s.extra = appendEscaped(s.extra, s.ns, ecsJSON)
+		s.extra = appendEscaped(s.extra, key, ecsJSON)
 		s.extra = append(s.extra, '"', ':')
 	}
 }
 
 // extraText writes a text value for the current extra key.
-func (s *state) extraText(v string) {
+func extraText[T text](s *state, v T) {
 	if s.format == formatCEF {
-		s.extra = appendCEFValue(s.extra, v)
+		s.extra = appendEscaped(s.extra, v, cefValue)
 		return
 	}
 	s.extra = appendJSONString(s.extra, v)
 }
 
-func (s *state) extraTextBytes(v []byte) {
-	if s.format == formatCEF {
-		s.extra = appendCEFValueBytes(s.extra, v)
-		return
+// extraNested writes what s.nested rendered for the current extra key: JSON
+// in ECS, JSON as a CEF value in CEF. A reflected value that could not be
+// encoded rendered nothing, and the key already written wants a value: the
+// error says why there is none.
+func (s *state) extraNested(err error) error {
+	v := s.nested.buf
+	if len(v) == 0 && err != nil {
+		v = appendJSONString(v, err.Error())
 	}
-	s.extra = appendJSONStringBytes(s.extra, v)
-}
-
-// extraRaw writes a literal (number, bool) for the current extra key.
-func (s *state) extraRaw(lit []byte) { s.extra = append(s.extra, lit...) }
-
-// extraJSON writes a value that render produced as JSON into s.nested.
-func (s *state) extraJSON(render func(e *jsonEnc) error) error {
-	s.nested.buf = s.nested.buf[:0]
-	s.nested.comma = false
-	err := render(&s.nested)
 	if s.format == formatCEF {
-		s.extra = appendCEFValueBytes(s.extra, s.nested.buf)
+		s.extra = appendEscaped(s.extra, v, cefValue)
 	} else {
-		s.extra = append(s.extra, s.nested.buf...)
+		s.extra = append(s.extra, v...)
 	}
+	s.nested.buf = v[:0]
 	return err
 }
 
 // zapcore.ObjectEncoder.
 
 func (s *state) AddString(key, v string) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, v == ""); ok {
 		p.kind, p.s = kString, v
 		return
 	}
@@ -246,11 +250,11 @@ func (s *state) AddString(key, v string) {
 		return // an empty CEF value reads as a missing one; leave the key out
 	}
 	s.extraKey(key)
-	s.extraText(v)
+	extraText(s, v)
 }
 
 func (s *state) AddByteString(key string, v []byte) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, len(v) == 0); ok {
 		p.kind, p.i, p.n = kBytes, int64(len(s.arena)), len(v)
 		s.arena = append(s.arena, v...)
 		return
@@ -259,24 +263,20 @@ func (s *state) AddByteString(key string, v []byte) {
 		return
 	}
 	s.extraKey(key)
-	s.extraTextBytes(v)
+	extraText(s, v)
 }
 
+// AddBinary, AddComplex128 and AddTime render their text in s.nested's
+// buffer first: CEF escapes it (base64 has =), and a buffer of their own
+// would cost an allocation.
 func (s *state) AddBinary(key string, v []byte) {
 	s.extraKey(key)
-	s.extraJSONorText(base64.StdEncoding.AppendEncode(nil, v))
-}
-
-func (s *state) extraJSONorText(text []byte) {
-	if s.format == formatCEF {
-		s.extra = appendCEFValueBytes(s.extra, text)
-		return
-	}
-	s.extra = appendJSONStringBytes(s.extra, text)
+	s.nested.buf = base64.StdEncoding.AppendEncode(s.nested.buf[:0], v)
+	extraText(s, s.nested.buf)
 }
 
 func (s *state) AddBool(key string, v bool) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, false); ok {
 		p.kind, p.b = kBool, v
 		return
 	}
@@ -285,25 +285,25 @@ func (s *state) AddBool(key string, v bool) {
 }
 
 func (s *state) AddInt64(key string, v int64) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, false); ok {
 		p.kind, p.i = kInt, v
 		return
 	}
 	s.extraKey(key)
-	s.extra = strconv.AppendInt(s.extra, v, 10)
+	s.extra = appendInt(s.extra, v)
 }
 
 func (s *state) AddUint64(key string, v uint64) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, false); ok {
 		p.kind, p.i = kUint, int64(v)
 		return
 	}
 	s.extraKey(key)
-	s.extra = strconv.AppendUint(s.extra, v, 10)
+	s.extra = appendUint(s.extra, v)
 }
 
 func (s *state) AddFloat64(key string, v float64) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, false); ok {
 		p.kind, p.f = kFloat, v
 		return
 	}
@@ -312,7 +312,7 @@ func (s *state) AddFloat64(key string, v float64) {
 }
 
 func (s *state) AddFloat32(key string, v float32) {
-	if p, ok := s.put(key); ok {
+	if p, ok := s.put(key, false); ok {
 		p.kind, p.f = kFloat, float64(v)
 		return
 	}
@@ -333,392 +333,40 @@ func (s *state) AddUintptr(k string, v uintptr) { s.AddUint64(k, uint64(v)) }
 // Durations are nanoseconds, as in the JSON format.
 func (s *state) AddDuration(k string, v time.Duration) { s.AddInt64(k, int64(v)) }
 
-func (s *state) AddComplex128(key string, v complex128) {
-	s.extraKey(key)
-	s.extraJSONorText(appendComplex(nil, v))
-}
+func (s *state) AddComplex128(key string, v complex128) { s.complex(key, v, 64) }
+func (s *state) AddComplex64(key string, v complex64)   { s.complex(key, complex128(v), 32) }
 
-func (s *state) AddComplex64(key string, v complex64) { s.AddComplex128(key, complex128(v)) }
+func (s *state) complex(key string, v complex128, bits int) {
+	s.extraKey(key)
+	s.nested.buf = appendComplex(s.nested.buf[:0], v, bits)
+	extraText(s, s.nested.buf)
+}
 
 func (s *state) AddTime(key string, v time.Time) {
 	s.extraKey(key)
-	var b [40]byte
-	s.extraJSONorText(appendTimestamp(b[:0], v))
+	s.nested.buf = appendTimestamp(s.nested.buf[:0], v)
+	extraText(s, s.nested.buf)
 }
 
 func (s *state) AddArray(key string, m zapcore.ArrayMarshaler) error {
 	s.extraKey(key)
-	return s.extraJSON(func(e *jsonEnc) error { return e.array(m) })
+	s.nested.buf = s.nested.buf[:0]
+	return s.extraNested(s.nested.AppendArray(m))
 }
 
 func (s *state) AddObject(key string, m zapcore.ObjectMarshaler) error {
 	s.extraKey(key)
-	return s.extraJSON(func(e *jsonEnc) error { return e.object(m) })
+	s.nested.buf = s.nested.buf[:0]
+	return s.extraNested(s.nested.AppendObject(m))
 }
 
 func (s *state) AddReflected(key string, v any) error {
 	s.extraKey(key)
-	return s.extraJSON(func(e *jsonEnc) error { return e.reflected(v) })
+	s.nested.buf = s.nested.buf[:0]
+	return s.extraNested(s.nested.AppendReflected(v))
 }
 
 func (s *state) OpenNamespace(key string) {
 	s.ns = append(s.ns, key...)
 	s.ns = append(s.ns, '.')
-}
-
-// jsonEnc renders nested values (arrays, objects) as JSON, for the keys
-// outside the mapping that carry them: the report record's lists.
-type jsonEnc struct {
-	buf   []byte
-	comma bool
-	open  int // namespaces opened in the current object
-}
-
-func (e *jsonEnc) sep() {
-	if e.comma {
-		e.buf = append(e.buf, ',')
-	}
-	e.comma = true
-}
-
-func (e *jsonEnc) key(k string) {
-	e.sep()
-	e.buf = appendJSONString(e.buf, k)
-	e.buf = append(e.buf, ':')
-}
-
-func (e *jsonEnc) object(m zapcore.ObjectMarshaler) error {
-	comma, open := e.comma, e.open
-	e.buf = append(e.buf, '{')
-	e.comma, e.open = false, 0
-	err := m.MarshalLogObject(e)
-	for ; e.open > 0; e.open-- {
-		e.buf = append(e.buf, '}')
-	}
-	e.buf = append(e.buf, '}')
-	e.comma, e.open = comma, open
-	return err
-}
-
-func (e *jsonEnc) array(m zapcore.ArrayMarshaler) error {
-	comma := e.comma
-	e.buf = append(e.buf, '[')
-	e.comma = false
-	err := m.MarshalLogArray(e)
-	e.buf = append(e.buf, ']')
-	e.comma = comma
-	return err
-}
-
-func (e *jsonEnc) reflected(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		e.buf = appendJSONString(e.buf, err.Error())
-		return err
-	}
-	e.buf = append(e.buf, b...)
-	return nil
-}
-
-func (e *jsonEnc) AddArray(k string, m zapcore.ArrayMarshaler) error {
-	e.key(k)
-	return e.array(m)
-}
-func (e *jsonEnc) AddObject(k string, m zapcore.ObjectMarshaler) error {
-	e.key(k)
-	return e.object(m)
-}
-func (e *jsonEnc) AddBinary(k string, v []byte) {
-	e.key(k)
-	e.buf = appendJSONStringBytes(e.buf, base64.StdEncoding.AppendEncode(nil, v))
-}
-func (e *jsonEnc) AddByteString(k string, v []byte) {
-	e.key(k)
-	e.buf = appendJSONStringBytes(e.buf, v)
-}
-func (e *jsonEnc) AddBool(k string, v bool) { e.key(k); e.buf = strconv.AppendBool(e.buf, v) }
-func (e *jsonEnc) AddComplex128(k string, v complex128) {
-	e.key(k)
-	e.buf = appendJSONStringBytes(e.buf, appendComplex(nil, v))
-}
-func (e *jsonEnc) AddComplex64(k string, v complex64) { e.AddComplex128(k, complex128(v)) }
-func (e *jsonEnc) AddDuration(k string, v time.Duration) {
-	e.key(k)
-	e.buf = strconv.AppendInt(e.buf, int64(v), 10)
-}
-func (e *jsonEnc) AddFloat64(k string, v float64) { e.key(k); e.buf = appendFloat(e.buf, v, 64, true) }
-func (e *jsonEnc) AddFloat32(k string, v float32) {
-	e.key(k)
-	e.buf = appendFloat(e.buf, float64(v), 32, true)
-}
-func (e *jsonEnc) AddInt(k string, v int)     { e.AddInt64(k, int64(v)) }
-func (e *jsonEnc) AddInt64(k string, v int64) { e.key(k); e.buf = strconv.AppendInt(e.buf, v, 10) }
-func (e *jsonEnc) AddInt32(k string, v int32) { e.AddInt64(k, int64(v)) }
-func (e *jsonEnc) AddInt16(k string, v int16) { e.AddInt64(k, int64(v)) }
-func (e *jsonEnc) AddInt8(k string, v int8)   { e.AddInt64(k, int64(v)) }
-func (e *jsonEnc) AddString(k, v string)      { e.key(k); e.buf = appendJSONString(e.buf, v) }
-func (e *jsonEnc) AddTime(k string, v time.Time) {
-	e.key(k)
-	var b [40]byte
-	e.buf = appendJSONStringBytes(e.buf, appendTimestamp(b[:0], v))
-}
-func (e *jsonEnc) AddUint(k string, v uint)     { e.AddUint64(k, uint64(v)) }
-func (e *jsonEnc) AddUint64(k string, v uint64) { e.key(k); e.buf = strconv.AppendUint(e.buf, v, 10) }
-func (e *jsonEnc) AddUint32(k string, v uint32) { e.AddUint64(k, uint64(v)) }
-func (e *jsonEnc) AddUint16(k string, v uint16) { e.AddUint64(k, uint64(v)) }
-func (e *jsonEnc) AddUint8(k string, v uint8)   { e.AddUint64(k, uint64(v)) }
-func (e *jsonEnc) AddUintptr(k string, v uintptr) {
-	e.AddUint64(k, uint64(v))
-}
-func (e *jsonEnc) AddReflected(k string, v any) error {
-	e.key(k)
-	return e.reflected(v)
-}
-func (e *jsonEnc) OpenNamespace(k string) {
-	e.key(k)
-	e.buf = append(e.buf, '{')
-	e.comma = false
-	e.open++
-}
-
-func (e *jsonEnc) AppendBool(v bool) { e.sep(); e.buf = strconv.AppendBool(e.buf, v) }
-func (e *jsonEnc) AppendByteString(v []byte) {
-	e.sep()
-	e.buf = appendJSONStringBytes(e.buf, v)
-}
-func (e *jsonEnc) AppendComplex128(v complex128) {
-	e.sep()
-	e.buf = appendJSONStringBytes(e.buf, appendComplex(nil, v))
-}
-func (e *jsonEnc) AppendComplex64(v complex64) { e.AppendComplex128(complex128(v)) }
-func (e *jsonEnc) AppendFloat64(v float64)     { e.sep(); e.buf = appendFloat(e.buf, v, 64, true) }
-func (e *jsonEnc) AppendFloat32(v float32) {
-	e.sep()
-	e.buf = appendFloat(e.buf, float64(v), 32, true)
-}
-func (e *jsonEnc) AppendInt(v int)         { e.AppendInt64(int64(v)) }
-func (e *jsonEnc) AppendInt64(v int64)     { e.sep(); e.buf = strconv.AppendInt(e.buf, v, 10) }
-func (e *jsonEnc) AppendInt32(v int32)     { e.AppendInt64(int64(v)) }
-func (e *jsonEnc) AppendInt16(v int16)     { e.AppendInt64(int64(v)) }
-func (e *jsonEnc) AppendInt8(v int8)       { e.AppendInt64(int64(v)) }
-func (e *jsonEnc) AppendString(v string)   { e.sep(); e.buf = appendJSONString(e.buf, v) }
-func (e *jsonEnc) AppendUint(v uint)       { e.AppendUint64(uint64(v)) }
-func (e *jsonEnc) AppendUint64(v uint64)   { e.sep(); e.buf = strconv.AppendUint(e.buf, v, 10) }
-func (e *jsonEnc) AppendUint32(v uint32)   { e.AppendUint64(uint64(v)) }
-func (e *jsonEnc) AppendUint16(v uint16)   { e.AppendUint64(uint64(v)) }
-func (e *jsonEnc) AppendUint8(v uint8)     { e.AppendUint64(uint64(v)) }
-func (e *jsonEnc) AppendUintptr(v uintptr) { e.AppendUint64(uint64(v)) }
-func (e *jsonEnc) AppendDuration(v time.Duration) {
-	e.sep()
-	e.buf = strconv.AppendInt(e.buf, int64(v), 10)
-}
-func (e *jsonEnc) AppendTime(v time.Time) {
-	e.sep()
-	var b [40]byte
-	e.buf = appendJSONStringBytes(e.buf, appendTimestamp(b[:0], v))
-}
-func (e *jsonEnc) AppendArray(m zapcore.ArrayMarshaler) error {
-	e.sep()
-	return e.array(m)
-}
-func (e *jsonEnc) AppendObject(m zapcore.ObjectMarshaler) error {
-	e.sep()
-	return e.object(m)
-}
-func (e *jsonEnc) AppendReflected(v any) error {
-	e.sep()
-	return e.reflected(v)
-}
-
-// Text helpers shared by the formats.
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: quotes, the escapes JSON
-// requires, \u00XX for other control characters, and U+FFFD for each byte
-// of invalid UTF-8, so the output is always valid UTF-8 on one line.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONStringBody(dst, s)
-	return append(dst, '"')
-}
-
-func appendJSONStringBytes(dst []byte, s []byte) []byte {
-	dst = append(dst, '"')
-	dst = appendJSONBody(dst, s)
-	return append(dst, '"')
-}
-
-func appendJSONStringBody(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if i = safeRun(s, i, '"', '\\'); i == len(s) {
-			break
-		}
-		c := s[i]
-		if jsonSafe[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		dst = appendJSONEscape(dst, c)
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
-}
-
-// appendJSONBody is appendJSONStringBody for a byte slice.
-func appendJSONBody(dst []byte, s []byte) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if i = safeRunBytes(s, i, '"', '\\'); i == len(s) {
-			break
-		}
-		c := s[i]
-		if jsonSafe[c] {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(s[i:])
-			if r != utf8.RuneError || size != 1 {
-				i += size
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		dst = appendJSONEscape(dst, c)
-		i++
-		start = i
-	}
-	return append(dst, s[start:]...)
-}
-
-func appendJSONEscape(dst []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(dst, '\\', c)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
-	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-}
-
-// appendFloat writes a float as zap's JSON encoder does; NaN and the
-// infinities, which JSON lacks, become strings when quoted is set.
-func appendFloat(dst []byte, f float64, bits int, quoted bool) []byte {
-	switch {
-	case math.IsNaN(f):
-		if quoted {
-			return append(dst, `"NaN"`...)
-		}
-		return append(dst, "NaN"...)
-	case math.IsInf(f, 1):
-		if quoted {
-			return append(dst, `"+Inf"`...)
-		}
-		return append(dst, "+Inf"...)
-	case math.IsInf(f, -1):
-		if quoted {
-			return append(dst, `"-Inf"`...)
-		}
-		return append(dst, "-Inf"...)
-	}
-	return strconv.AppendFloat(dst, f, 'f', -1, bits)
-}
-
-func appendComplex(dst []byte, c complex128) []byte {
-	dst = strconv.AppendFloat(dst, real(c), 'f', -1, 64)
-	if imag(c) >= 0 {
-		dst = append(dst, '+')
-	}
-	dst = strconv.AppendFloat(dst, imag(c), 'f', -1, 64)
-	return append(dst, 'i')
-}
-
-// appendTimestamp is the one time layout of every format: UTC, RFC 3339
-// with microseconds, as the JSON format's ts (and RFC 5424 allows at most
-// six fractional digits).
-func appendTimestamp(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	year, month, day := t.Date()
-	if year < 0 || year > 9999 {
-		return t.AppendFormat(dst, "2006-01-02T15:04:05.000000Z07:00")
-	}
-	hour, minute, sec := t.Clock()
-	us := t.Nanosecond() / 1000
-	// Written digit by digit: time.AppendFormat interprets its layout on
-	// every call, and every record carries one to three timestamps.
-	return append(dst,
-		byte('0'+year/1000), byte('0'+year/100%10), byte('0'+year/10%10), byte('0'+year%10), '-',
-		byte('0'+int(month)/10), byte('0'+int(month)%10), '-',
-		byte('0'+day/10), byte('0'+day%10), 'T',
-		byte('0'+hour/10), byte('0'+hour%10), ':',
-		byte('0'+minute/10), byte('0'+minute%10), ':',
-		byte('0'+sec/10), byte('0'+sec%10), '.',
-		byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),
-		byte('0'+us/100%10), byte('0'+us/10%10), byte('0'+us%10), 'Z')
-}
-
-// jsonSafe marks the bytes a JSON string holds as they are: printable
-// ASCII other than the quote and the backslash.
-var jsonSafe = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// safeRun returns the index of the first 8-byte block at or after i that
-// holds a byte needing attention: a control character (< 0x20 or 0x7f),
-// a or b, or a non-ASCII byte. Escaping loops skip plain text with it
-// eight bytes at a time.
-func safeRun(s string, i int, a, b byte) int {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	ma, mb := lo*uint64(a), lo*uint64(b)
-	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		x, y, z := w^ma, w^mb, w^(lo*0x7f)
-		if (w|(w-lo*0x20)|((x-lo)&^x)|((y-lo)&^y)|((z-lo)&^z))&hi != 0 {
-			return i
-		}
-	}
-	return i
-}
-
-func safeRunBytes(s []byte, i int, a, b byte) int {
-	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	ma, mb := lo*uint64(a), lo*uint64(b)
-	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		x, y, z := w^ma, w^mb, w^(lo*0x7f)
-		if (w|(w-lo*0x20)|((x-lo)&^x)|((y-lo)&^y)|((z-lo)&^z))&hi != 0 {
-			return i
-		}
-	}
-	return i
 }
