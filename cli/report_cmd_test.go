@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,6 @@ import (
 )
 
 var record = flag.Bool("record", false, "write the logs of TestRecordedSessions to ../report/testdata")
-
-// syncBuffer is a bytes.Buffer safe for the tap's goroutines and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // countLines counts the lines of path that contain all of subs.
 func countLines(path string, subs ...string) int {
@@ -121,16 +102,9 @@ func TestSessionReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec map[string]any
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.Contains(l, `"msg":"report"`) {
-			if err := json.Unmarshal([]byte(l), &rec); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if rec == nil || rec["exchanges"] != float64(179) || rec["ncsi_probes"] != float64(1) {
-		t.Fatalf("report record %v", rec)
+	recs := testnet.JSONRecords(t, strings.Split(strings.TrimSpace(string(data)), "\n"), "report")
+	if len(recs) != 1 || recs[0]["exchanges"] != float64(179) || recs[0]["ncsi_probes"] != float64(1) {
+		t.Fatalf("report records %v", recs)
 	}
 	var out, errOut bytes.Buffer
 	if code := Main([]string{"--config", cfgFile, "report", logFile}, &out, &errOut); code != 0 {
@@ -150,7 +124,7 @@ func runSession(t *testing.T, cfg *config.Config, logFile string, probes int, re
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testnet.Lines
 	done := make(chan error, 1)
 	go func() { done <- runTap(ctx, cfg, &stderr) }()
 	testnet.WaitFor(t, func() bool { return strings.Contains(stderr.String(), "listening on ") }, 10*time.Second)

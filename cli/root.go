@@ -74,7 +74,7 @@ func newRoot() *cobra.Command {
 	root.RunE = run.RunE
 	root.Args = cobra.NoArgs
 	root.AddCommand(run, newVersionCmd(), NewConfigCommand(load), NewRulesCommand(rulesEnv(load)))
-	root.AddCommand(NewProbeCommand(load), NewReportCommand(load), NewTailCommand(load))
+	root.AddCommand(NewProbeCommand(load), NewReportCommand(load), NewTailCommand(load), NewHashCommand())
 	return root
 }
 

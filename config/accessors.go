@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"fmt"
-	"golang.org/x/crypto/bcrypt"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/m365tap/m365tap/internal/passhash"
 )
 
 // Source is the file Load read, or "" when the config came from defaults,
@@ -185,20 +186,23 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// userHash splits an access.users entry. Only bcrypt hashes ($2a$, $2b$,
-// $2y$) are accepted: they are what htpasswd -B writes.
+// userHash splits an access.users entry and checks its hash: bcrypt ($2a$,
+// $2b$, $2y$, as htpasswd -B writes it) or an Argon2id/Argon2i PHC string
+// (as the argon2 command writes it with -e), within passhash's cost limits.
+// The error wraps passhash's sentinels.
 func (c *Config) userHash(entry string) (string, []byte, error) {
 	name, hash, ok := strings.Cut(entry, ":")
 	if !ok || name == "" {
 		return "", nil, errors.New("want NAME:HASH")
 	}
-	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+	if _, err := passhash.Parse(hash); err != nil {
 		return "", nil, err
 	}
 	return name, []byte(hash), nil
 }
 
-// Users returns access.users as name to bcrypt hash; nil when empty.
+// Users returns access.users as name to hash text (bcrypt or Argon2 PHC);
+// nil when empty.
 func (c *Config) Users() map[string][]byte {
 	if len(c.Access.Users) == 0 {
 		return nil

@@ -68,7 +68,9 @@ type Timeouts struct {
 	Idle time.Duration `mapstructure:"idle"`
 	// ReadHeader bounds how long a client may take to send a request head.
 	ReadHeader time.Duration `mapstructure:"read_header"`
-	// TunnelLinger bounds how long a tunnel stays open after one side half-closed.
+	// TunnelLinger bounds how long a tunnel stays open after one side
+	// half-closed, and how long a plain request whose client half-closed
+	// may go without a byte of its answer reaching the client.
 	TunnelLinger time.Duration `mapstructure:"tunnel_linger"`
 	// TunnelIdle closes a tunnel with no traffic in either direction this long.
 	TunnelIdle time.Duration `mapstructure:"tunnel_idle"`
@@ -87,8 +89,9 @@ type Access struct {
 	Allow []string `mapstructure:"allow"`
 	// Ports are the destination ports CONNECT may reach.
 	Ports []int `mapstructure:"ports"`
-	// Users are NAME:BCRYPT-HASH entries; when set, clients must send
-	// Proxy-Authorization Basic. Empty: no client authentication.
+	// Users are NAME:HASH entries, the hash bcrypt or Argon2id/Argon2i in
+	// PHC format; when set, clients must send Proxy-Authorization Basic.
+	// Empty: no client authentication.
 	Users []string `mapstructure:"users"`
 	// MaxConns bounds concurrent client connections.
 	MaxConns int `mapstructure:"max_conns"`

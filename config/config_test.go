@@ -96,9 +96,10 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 		},
 		Network: Network{ExpressRoute: true},
 		Access: Access{
-			Allow:             []string{"192.0.2.0/24", "2001:db8::/32", "198.51.100.7"},
-			Ports:             []int{443, 8443},
-			Users:             []string{"engineer:$2a$04$/SZbzX7XyTtjHGtGkVgQQuBfH/qhqh381sXeHBwtY.C02ie/a3iZS"},
+			Allow: []string{"192.0.2.0/24", "2001:db8::/32", "198.51.100.7"},
+			Ports: []int{443, 8443},
+			Users: []string{"engineer:$2a$04$/SZbzX7XyTtjHGtGkVgQQuBfH/qhqh381sXeHBwtY.C02ie/a3iZS",
+				"analyst:$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHQ$0WEDi1kOiu5giA0E8MNsva6rInW4jqHqZYoWg/OHIcs"},
 			MaxConns:          100,
 			MaxConnsPerClient: 10,
 			RedactQuery:       []string{"ticket"},
@@ -386,7 +387,11 @@ func TestBadFixtures(t *testing.T) {
 		{"access_allow", `config: access.allow[0] = "10.0.0.0/33": want a CIDR such as 192.0.2.0/24 or a single IP address`},
 		{"access_ports_empty", `config: access.ports = "[]": want at least one port; CONNECT could reach nothing`},
 		{"access_ports_range", `config: access.ports[1] = "70000": want a port 1..65535`},
-		{"access_users", `config: access.users[0] = "engineer:xxxxx": want NAME:HASH with a bcrypt hash, such as engineer:$2a$10$... (htpasswd -nbB makes one)`},
+		{"access_users", `config: access.users[0] = "engineer:xxxxx": want NAME:HASH with a bcrypt or argon2id hash, such as engineer:$2y$10$... (htpasswd -nbB NAME PASSWORD) or engineer:$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH (m365tap hash NAME)`},
+		{"access_users_argon2", `config: access.users[1] = "analyst:$argon2id$xxxxx": want $argon2id$v=19$m=KIB,t=N,p=N$SALT$HASH (or $argon2i$) with a salt of 8 bytes or more and a hash of 4 or more, in unpadded standard base64, as argon2 -e writes it`},
+		{"access_users_argon2_base64", `config: access.users[0] = "analyst:$argon2id$v=19$m=65536,t=3,p=4$xxxxx": want $argon2id$v=19$m=KIB,t=N,p=N$SALT$HASH (or $argon2i$) with a salt of 8 bytes or more and a hash of 4 or more, in unpadded standard base64, as argon2 -e writes it`},
+		{"access_users_argon2_cost", `config: access.users[0] = "analyst:$argon2id$v=19$m=2097152,t=3,p=4$xxxxx": want bcrypt cost 4..17, or argon2 m at most 1048576 (KiB, 1 GiB), t 1..10 and p 1..255: every login computes the hash`},
+		{"access_users_bcrypt_cost", `config: access.users[0] = "engineer:xxxxx": want bcrypt cost 4..17, or argon2 m at most 1048576 (KiB, 1 GiB), t 1..10 and p 1..255: every login computes the hash`},
 		{"access_max_conns", `config: access.max_conns = "0": want a whole number of connections, 1 or more`},
 		{"access_max_conns_per_client", `config: access.max_conns_per_client = "-1": want a whole number of connections, 1 or more`},
 		{"access_redact_query", `config: access.redact_query[0] = "a=b": want a query parameter name`},
@@ -451,6 +456,12 @@ func TestBadFixtures(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), secret) {
 				t.Errorf("error shows the password: %s", err)
+			}
+			// The access.users fixtures' salts and hashes.
+			for _, s := range []string{"c2FsdHNhbHQ", "0WEDi1kO", "/SZbzX7X", "ZZOjejqt"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error shows a salt or hash: %s", err)
+				}
 			}
 		})
 	}

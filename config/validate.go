@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/m365tap/m365tap/internal/passhash"
 )
 
 // What each rule allows; the bad-config fixtures pin every one of them.
@@ -27,7 +29,9 @@ const (
 	allowCIDR          = "want a CIDR such as 192.0.2.0/24 or a single IP address"
 	allowPortsEmpty    = "want at least one port; CONNECT could reach nothing"
 	allowPort          = "want a port 1..65535"
-	allowUser          = "want NAME:HASH with a bcrypt hash, such as engineer:$2a$10$... (htpasswd -nbB makes one)"
+	allowUser          = "want NAME:HASH with a bcrypt or argon2id hash, such as engineer:$2y$10$... (htpasswd -nbB NAME PASSWORD) or engineer:$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH (m365tap hash NAME)"
+	allowArgon2        = "want $argon2id$v=19$m=KIB,t=N,p=N$SALT$HASH (or $argon2i$) with a salt of 8 bytes or more and a hash of 4 or more, in unpadded standard base64, as argon2 -e writes it"
+	allowHashCost      = "want bcrypt cost 4..17, or argon2 m at most 1048576 (KiB, 1 GiB), t 1..10 and p 1..255: every login computes the hash"
 	allowConns         = "want a whole number of connections, 1 or more"
 	allowQueryKey      = "want a query parameter name"
 	allowFile          = "want a file path"
@@ -142,9 +146,22 @@ func (c *Config) Validate() error {
 	}
 	for i, u := range c.Access.Users {
 		if _, _, err := c.userHash(u); err != nil {
-			// The hash is not the password, but it is still not for logs.
-			name, _, _ := strings.Cut(u, ":")
-			add(index("access.users", i), name+":xxxxx", allowUser)
+			// The hash is not the password, but it is still not for logs:
+			// only an Argon2 string's parameters are shown, which say what
+			// was asked for.
+			name, hash, _ := strings.Cut(u, ":")
+			shown := passwordMask
+			if h := passhash.Header(hash); h != "" {
+				shown = h + "$" + passwordMask
+			}
+			allowed := allowUser
+			switch {
+			case errors.Is(err, passhash.ErrCost):
+				allowed = allowHashCost
+			case errors.Is(err, passhash.ErrMalformed):
+				allowed = allowArgon2
+			}
+			add(index("access.users", i), name+":"+shown, allowed)
 		}
 	}
 	if c.Access.MaxConns < 1 {

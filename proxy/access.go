@@ -1,37 +1,89 @@
 package proxy
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
+	"github.com/m365tap/m365tap/internal/passhash"
 	"github.com/m365tap/m365tap/rules"
 )
 
-// authenticator checks Proxy-Authorization against bcrypt hashes. bcrypt
-// costs tens of milliseconds by design, far too much per request, so a
-// header value that verified once is remembered (bounded).
+// authenticator checks Proxy-Authorization against bcrypt or Argon2 hashes.
+// Both cost tens of milliseconds or more by design, far too much per
+// request, so a header value that verified once is remembered (bounded).
 type authenticator struct {
-	users map[string][]byte // name -> bcrypt hash
+	users map[string]*passhash.Hash
+	// decoy is verified for a user name that does not exist, so that the
+	// answer takes as long as for one that does (see newAuthenticator).
+	decoy func() *passhash.Hash
+	// slots bounds the verifications running at once: a flood of wrong
+	// passwords must not take every CPU, nor hold an Argon2 memory block
+	// per attempt (64 MiB each with the usual m=65536).
+	slots chan struct{}
 	mu    sync.RWMutex
 	good  map[string]bool // exact header values that verified
 }
 
 const authCacheMax = 1024
 
+// authMemoryBudget bounds the memory of the verifications running at once.
+const authMemoryBudget = 1 << 30
+
+// newAuthenticator parses the hashes; an entry that does not parse (config
+// validation refuses it first) lets nobody in under that name. Unknown
+// names are checked against a decoy with the kind and parameters most of
+// the users' hashes have (ties: the first such user by name), so with one
+// kind and cost for every user, as htpasswd or argon2 with fixed options
+// produce, timing does not tell which names exist.
 func newAuthenticator(users map[string][]byte) *authenticator {
 	if len(users) == 0 {
 		return nil
 	}
-	return &authenticator{users: users, good: map[string]bool{}}
+	a := &authenticator{users: make(map[string]*passhash.Hash, len(users)), good: map[string]bool{}}
+	names := make([]string, 0, len(users))
+	for name := range users {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var (
+		ref    *passhash.Hash
+		count        = map[string]int{}
+		maxMem int64 = 1
+	)
+	for _, name := range names {
+		h, err := passhash.Parse(string(users[name]))
+		if err != nil {
+			continue
+		}
+		a.users[name] = h
+		p := h.Params()
+		count[p]++
+		if ref == nil || count[p] > count[ref.Params()] {
+			ref = h
+		}
+		maxMem = max(maxMem, h.Memory())
+	}
+	a.decoy = sync.OnceValue(func() *passhash.Hash {
+		if ref == nil {
+			return nil
+		}
+		// Made on first use: a bcrypt decoy costs one login to make, and
+		// most taps never see an unknown name.
+		return ref.Decoy()
+	})
+	a.slots = make(chan struct{}, max(1, min(int64(runtime.GOMAXPROCS(0)), authMemoryBudget/maxMem)))
+	return a
 }
 
 // check returns "" when the request may pass, else the reason for the log.
@@ -59,9 +111,9 @@ func (a *authenticator) check(r *http.Request) string {
 	if !known {
 		// Spend the same time as for a known user, so response timing does
 		// not tell which user names exist.
-		hash = dummyHash()
+		hash = a.decoy()
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(pass)) != nil || !known {
+	if hash == nil || !a.verify(r.Context(), hash, []byte(pass)) || !known {
 		return "wrong proxy credentials"
 	}
 	a.mu.Lock()
@@ -73,12 +125,17 @@ func (a *authenticator) check(r *http.Request) string {
 	return ""
 }
 
-// dummyHash is made on first use: bcrypt is slow on purpose, and most taps
-// never authenticate anyone.
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("m365tap"), bcrypt.DefaultCost)
-	return h
-})
+// verify runs one verification in a slot; a client that leaves while it
+// waits for one gives up its turn.
+func (a *authenticator) verify(ctx context.Context, h *passhash.Hash, pass []byte) bool {
+	select {
+	case a.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	defer func() { <-a.slots }()
+	return h.Verify(pass)
+}
 
 // connLimiter bounds concurrent client connections, globally and per
 // client address, so one misbehaving client cannot take every socket.
@@ -124,13 +181,18 @@ func (l *connLimiter) release(ip netip.Addr) {
 	}
 }
 
-// refuseConn answers a connection the limiter turned away and logs it.
+// refuseWriteTimeout bounds writing a refusal.
+const refuseWriteTimeout = 2 * time.Second
+
+// refuseConn answers a connection the limiter turned away and logs it. The
+// accept loop counted it in inflight already; finish releases that.
 func (s *Server) refuseConn(c net.Conn, reason string, status int) {
-	s.inflight.Add(1)
 	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), client: c.RemoteAddr().String()}
 	ex.fail(rules.Denied, errors.New(reason))
 	ex.status = status
 	body := "m365tap: denied\n"
+	// A client that reads nothing cannot hold the refusal, nor Shutdown.
+	_ = c.SetWriteDeadline(s.now().Add(refuseWriteTimeout))
 	_, _ = c.Write([]byte("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) +
 		"\r\nContent-Type: text/plain; charset=utf-8\r\nX-M365tap-Outcome: denied\r\nConnection: close\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body))

@@ -62,7 +62,7 @@ func TestClientAuthentication(t *testing.T) {
 	if sawAuth != "" {
 		t.Errorf("client credentials forwarded to the origin: %q", sawAuth)
 	}
-	for _, line := range h.log.lines {
+	for _, line := range h.log.Writes() {
 		if string(line) != "" && (contains(line, "pa55word") || contains(line, "ZW5naW5lZXI6")) {
 			t.Fatalf("credentials in the log: %s", line)
 		}

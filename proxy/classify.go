@@ -89,6 +89,64 @@ func classifyDial(err error) rules.Outcome {
 	return rules.ConnectUnreachable
 }
 
+// fdError is the tap running out of file descriptors (EMFILE: its own
+// limit, ENFILE: the system's) when it needed a socket for a lookup or a
+// connection. Nothing went on the wire: the destination was never tried.
+//
+// It keeps the outcome of the phase it happened in (dns_failure,
+// connect_unreachable, parent_unreachable through a parent) rather than
+// adding one to the closed set: an outcome is a contract with every encoder
+// (CEF names, ECS mappings), report and SIEM query, and this is a fault of
+// the machine the tap runs on that the operator fixes once, not a state of
+// the path to watch for. What makes it distinguishable instead: the error
+// text says so in plain words, the exchange gets no article cause (the
+// endpoint is not to blame, see exchange.cause), and the client is told
+// 503 Service Unavailable, like a connection over access.max_conns, instead
+// of the 502 of a path that failed.
+type fdError struct {
+	errno syscall.Errno // syscall.EMFILE or syscall.ENFILE
+	op    string        // "dialing 192.0.2.1:443", "looking up login.microsoftonline.com"
+	err   error
+}
+
+func (e *fdError) Error() string {
+	limit := "the tap's own limit (EMFILE)"
+	if e.errno == syscall.ENFILE {
+		limit = "the system-wide limit (ENFILE)"
+	}
+	return "m365tap: out of file descriptors " + e.op + ": " + limit + " was reached before anything was sent, " +
+		"so the destination was not tried; raise the limit (ulimit -n, systemd LimitNOFILE=) or lower access.max_conns"
+}
+
+func (e *fdError) Unwrap() error { return e.err }
+
+// tapFailure returns a failure for err when it is the tap out of file
+// descriptors, else nil. The resolver reports a failed dial as text only,
+// so a DNS error is recognised by the errno's message.
+func tapFailure(o rules.Outcome, op string, err error) *failure {
+	var errno syscall.Errno
+	var de *net.DNSError
+	switch {
+	case errors.Is(err, syscall.EMFILE):
+		errno = syscall.EMFILE
+	case errors.Is(err, syscall.ENFILE):
+		errno = syscall.ENFILE
+	case errors.As(err, &de) && strings.HasSuffix(de.Err, syscall.ENFILE.Error()):
+		errno = syscall.ENFILE
+	case errors.As(err, &de) && strings.HasSuffix(de.Err, syscall.EMFILE.Error()):
+		errno = syscall.EMFILE
+	default:
+		return nil
+	}
+	return &failure{outcome: o, status: http.StatusServiceUnavailable, err: &fdError{errno: errno, op: op, err: err}}
+}
+
+// isTapFault reports an error that is the tap's own, not the path's.
+func isTapFault(err error) bool {
+	var e *fdError
+	return errors.As(err, &e)
+}
+
 // classifyRoundTrip maps an http.Transport error that the dialer did not
 // already classify: the connection was up, so it failed while waiting for or
 // reading the response.

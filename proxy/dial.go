@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ func newParent(u *url.URL) *parentProxy {
 // each phase's duration in the exchange.
 type dialer struct {
 	resolver       *net.Resolver
+	servers        []string // dns.servers; empty: the system's resolver
 	hosts          map[string]netip.Addr
 	dnsTimeout     time.Duration
 	connectTimeout time.Duration
@@ -97,13 +99,94 @@ func newResolver(servers []string) *net.Resolver {
 	return &net.Resolver{
 		PreferGo: true,
 		// Each query attempt goes to the next configured server, so a retry
-		// after a timeout reaches a different one.
+		// after a timeout reaches a different one. The address Go passes in
+		// is resolv.conf's, which is never asked; the lookup's dnsAsked
+		// notes the server that is.
 		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			srv := servers[int(next.Add(1)-1)%len(servers)]
+			if a, ok := ctx.Value(dnsAskedKey{}).(*dnsAsked); ok {
+				a.note(srv)
+			}
 			var d net.Dialer
 			return d.DialContext(ctx, network, srv)
 		},
 	}
+}
+
+// dnsAsked collects the configured DNS servers one lookup dialled. Go's resolver names a resolv.conf server in its errors whatever
+// Dial connected to, so the tap puts these in its place (see
+// namedServers). A lookup that joined an identical one already under way
+// (the resolver merges them) dials nothing itself and sees none.
+type dnsAsked struct {
+	mu      sync.Mutex
+	servers []string
+}
+
+type dnsAskedKey struct{}
+
+func (a *dnsAsked) note(srv string) {
+	a.mu.Lock()
+	if !slices.Contains(a.servers, srv) {
+		a.servers = append(a.servers, srv)
+	}
+	a.mu.Unlock()
+}
+
+// namedServers puts the configured servers the lookup asked in a resolver
+// error, in place of the resolv.conf address Go names there, which was
+// never asked; or of none, when the lookup ran out of time. A lookup that
+// saw no dial of its own names every configured server when Go named one.
+func (d *dialer) namedServers(err error, asked *dnsAsked) error {
+	var de *net.DNSError
+	if len(d.servers) == 0 || !errors.As(err, &de) {
+		return err
+	}
+	// In the configured order: the A and AAAA queries dial concurrently.
+	var servers []string
+	asked.mu.Lock()
+	for _, s := range d.servers {
+		if slices.Contains(asked.servers, s) && !slices.Contains(servers, s) {
+			servers = append(servers, s)
+		}
+	}
+	asked.mu.Unlock()
+	if len(servers) == 0 {
+		if de.Server == "" {
+			return err
+		}
+		servers = d.servers
+	}
+	// A copy: the resolver hands one error to every lookup it merged.
+	c := *de
+	c.Server = strings.Join(servers, ", ")
+	return &c
+}
+
+// lookup is the tap's timed DNS lookup of host for network ("ip", "ip4",
+// "ip6"), classified; callers answer hosts overrides and IP literals first.
+func (d *dialer) lookup(ctx context.Context, ex *exchange, host, network string) ([]netip.Addr, error) {
+	start := d.now()
+	ctx, cancel := context.WithTimeout(ctx, d.dnsTimeout)
+	asked := new(dnsAsked)
+	if len(d.servers) > 0 {
+		ctx = context.WithValue(ctx, dnsAskedKey{}, asked)
+	}
+	ips, err := d.resolver.LookupNetIP(ctx, network, host)
+	cancel()
+	if ex != nil {
+		ex.noteDNS(d.now().Sub(start))
+	}
+	if err != nil {
+		err = d.namedServers(err, asked)
+		if f := tapFailure(rules.DNSFailure, "looking up "+host, err); f != nil {
+			return nil, f
+		}
+		return nil, newFailure(classifyDNS(err), err)
+	}
+	if len(ips) == 0 {
+		return nil, newFailure(rules.DNSNXDomain, errors.New("lookup "+host+": no addresses"))
+	}
+	return ips, nil
 }
 
 // resolve returns the addresses for host, honouring hosts overrides first.
@@ -114,20 +197,7 @@ func (d *dialer) resolve(ctx context.Context, ex *exchange, host string) ([]neti
 	if ip, ok := d.hosts[host]; ok {
 		return []netip.Addr{ip}, nil
 	}
-	start := d.now()
-	ctx, cancel := context.WithTimeout(ctx, d.dnsTimeout)
-	ips, err := d.resolver.LookupNetIP(ctx, "ip", host)
-	cancel()
-	if ex != nil {
-		ex.noteDNS(d.now().Sub(start))
-	}
-	if err != nil {
-		return nil, newFailure(classifyDNS(err), err)
-	}
-	if len(ips) == 0 {
-		return nil, newFailure(rules.DNSNXDomain, errors.New("lookup "+host+": no addresses"))
-	}
-	return ips, nil
+	return d.lookup(ctx, ex, host, "ip")
 }
 
 // dialAddrs connects to the first address that answers within the connect
@@ -161,6 +231,13 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 		if ctx.Err() != nil {
 			break
 		}
+		if f := tapFailure(rules.ConnectUnreachable, "dialing "+netip.AddrPortFrom(ip, uint16(port)).String(), err); f != nil {
+			// Another address would fail the same way.
+			if ex != nil {
+				ex.noteConnect(d.now().Sub(start), netip.Addr{})
+			}
+			return nil, f
+		}
 	}
 	if ex != nil {
 		ex.noteConnect(d.now().Sub(start), netip.Addr{})
@@ -186,7 +263,10 @@ func (d *dialer) dialParent(ctx context.Context, ex *exchange) (*net.TCPConn, er
 	if err != nil {
 		var f *failure
 		if errors.As(err, &f) {
-			f.outcome, f.status = rules.ParentUnreachable, clientStatus(rules.ParentUnreachable)
+			f.outcome = rules.ParentUnreachable
+			if !isTapFault(f.err) {
+				f.status = clientStatus(rules.ParentUnreachable)
+			}
 		}
 		return nil, err
 	}

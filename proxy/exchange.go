@@ -69,6 +69,7 @@ type exchange struct {
 	hasConnect     bool
 	hasTTFB        bool
 	probeBody      string // first bytes of a mismatching probe body, sanitised
+	tapFault       bool   // the failure is the tap's own (out of file descriptors): no article cause
 
 	// Passive TLS observation of a tunnel.
 	tlsSNI     string
@@ -81,6 +82,7 @@ type exchange struct {
 	respBody   upstreamBody
 	respErr    error
 	respDone   bool
+	half       halfClose
 	probeCheck bool
 	probeBuf   []byte
 
@@ -108,6 +110,7 @@ func (ex *exchange) fail(o rules.Outcome, err error) {
 	ex.outcome, ex.outcomeSet = o, true
 	if err != nil {
 		ex.err = sanitize(err.Error())
+		ex.tapFault = isTapFault(err)
 	}
 }
 
@@ -229,13 +232,23 @@ func (ex *exchange) marshalRule(enc zapcore.ObjectEncoder) {
 	// The cause looks at every matched rule, not only the winner: a host
 	// listed in an optional set and in a required Common one is required.
 	// It also applies with no rule, when the parent proxy itself failed.
-	c, _ := ex.match.Cause(ex.outcome, ex.srv.opts.ExpressRoute)
+	c := ex.cause()
 	if c == nil {
 		return
 	}
 	enc.AddString("cause_id", c.ID.String())
 	enc.AddString("cause_title", c.Title(ex.srv.opts.Language))
 	enc.AddString("cause_remedy", c.Remedy(ex.srv.opts.Language))
+}
+
+// cause is the article's explanation of the outcome, if any. A failure of
+// the tap's own resources has none: the article's causes blame the path.
+func (ex *exchange) cause() *rules.Cause {
+	if ex.tapFault {
+		return nil
+	}
+	c, _ := ex.match.Cause(ex.outcome, ex.srv.opts.ExpressRoute)
+	return c
 }
 
 // ms renders a duration as milliseconds with microsecond resolution.

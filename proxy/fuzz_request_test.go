@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -132,50 +131,32 @@ func listenAgain(addr *string) (net.Listener, error) {
 // answers every request with a short 200 and every CONNECT with a 200 and
 // then discards the tunnel, so FuzzRequestPath reaches every path of the
 // tap without leaving the machine. (testnet.NewParent would log through
-// the *testing.F, which a fuzz function must not use.)
+// the *testing.F, which a fuzz function must not use; testnet.Serve does
+// not.)
 func fuzzParent(f *testing.F) *url.URL {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	f.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	srv := testnet.Serve(f, func(c *net.TCPConn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
 		for {
-			c, err := ln.Accept()
+			l, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				br := bufio.NewReader(c)
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.TrimRight(l, "\r\n") == "" {
-						break
-					}
-				}
-				if strings.HasPrefix(line, "CONNECT ") {
-					io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-				} else {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-					c.(*net.TCPConn).CloseWrite()
-				}
-				io.Copy(io.Discard, br)
-			}()
+			if strings.TrimRight(l, "\r\n") == "" {
+				break
+			}
 		}
-	}()
-	return &url.URL{Scheme: "http", Host: ln.Addr().String()}
+		if strings.HasPrefix(line, "CONNECT ") {
+			io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+		} else {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			c.CloseWrite()
+		}
+		io.Copy(io.Discard, br)
+	})
+	return &url.URL{Scheme: "http", Host: srv.Addr()}
 }

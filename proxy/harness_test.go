@@ -2,10 +2,8 @@ package proxy_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -13,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,37 +25,13 @@ import (
 	"github.com/m365tap/m365tap/rules"
 )
 
-// eventLog collects the JSON lines the tap writes, as a SIEM would see them.
-type eventLog struct {
-	mu    sync.Mutex
-	lines [][]byte
-}
-
-func (l *eventLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	l.lines = append(l.lines, bytes.Clone(p))
-	l.mu.Unlock()
-	return len(p), nil
-}
-
-func (l *eventLog) Sync() error { return nil }
+// eventLog is the tap's JSON event stream, as a SIEM would read it.
+type eventLog struct{ testnet.Lines }
 
 // events returns the decoded "exchange" records written so far.
 func (l *eventLog) events(t testing.TB) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range l.lines {
-		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
-			t.Fatalf("event is not JSON: %v: %s", err, line)
-		}
-		if m["msg"] == "exchange" {
-			out = append(out, m)
-		}
-	}
-	return out
+	return testnet.JSONRecords(t, l.Lines.Lines(), "exchange")
 }
 
 type harness struct {

@@ -52,14 +52,22 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 		if _, upErr := ex.reqBody.result(); upErr != nil || r.Context().Err() != nil {
 			o = rules.ClientAborted
 		}
+		status := clientStatus(o)
 		var f *failure
 		if errors.As(err, &f) {
 			err = f.err
+			if o == f.outcome && isTapFault(err) {
+				status = f.status
+			}
+		}
+		if ex.half.expired.Load() {
+			err = s.halfClosedErr()
 		}
 		ex.fail(o, err)
-		return outcomeResponse(r, o), nil
+		return outcomeResponse(r, o, status), nil
 	}
 	ex.ttfb, ex.hasTTFB = s.now().Sub(ex.start), true
+	ex.half.gotHead(s.now())
 	ex.upstreamStatus = resp.StatusCode
 	code := resp.StatusCode
 	switch {
@@ -86,8 +94,7 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 
 // outcomeResponse is what the client gets when the tap could not get an
 // answer: status by outcome, the outcome in a header, a one-line body.
-func outcomeResponse(r *http.Request, o rules.Outcome) *http.Response {
-	status := clientStatus(o)
+func outcomeResponse(r *http.Request, o rules.Outcome, status int) *http.Response {
 	body := "m365tap: " + o.String() + "\n"
 	return &http.Response{
 		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
@@ -244,6 +251,7 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		}
 		return n, err
 	}
+	w.ex.half.progress(w.ex.srv.now)
 	if w.flush {
 		if f, ok := w.ResponseWriter.(http.Flusher); ok {
 			f.Flush()
@@ -326,15 +334,24 @@ func (s *Server) redactLocation(loc string) string {
 	return printable([]byte(u.String()), 256)
 }
 
-// redactURL renders a URL for the log without userinfo and with the values
-// of sensitive query keys replaced.
+// redactURL renders a URL for the log without userinfo, without fragment
+// and with the values of sensitive query keys replaced. A request line has
+// no fragment (RFC 9112 section 3.2), but net/http passes on a client's
+// "#...": in RawQuery after a '?', in RawPath before one. It is cut there
+// too, as OAuth implicit grants put their tokens in the fragment.
 func redactURL(u *url.URL, keys map[string]bool) string {
-	if u.User == nil && u.RawQuery == "" && u.Fragment == "" {
+	if u.User == nil && u.RawQuery == "" && u.Fragment == "" && strings.IndexByte(u.RawPath, '#') < 0 {
 		return u.Scheme + "://" + u.Host + u.EscapedPath()
 	}
 	c := *u
 	c.User = nil
 	c.Fragment, c.RawFragment = "", ""
+	if i := strings.IndexByte(c.RawPath, '#'); i >= 0 {
+		c.RawPath, c.RawQuery = c.RawPath[:i], ""
+		c.Path, _ = url.PathUnescape(c.RawPath)
+	} else if i := strings.IndexByte(c.RawQuery, '#'); i >= 0 {
+		c.RawQuery = c.RawQuery[:i]
+	}
 	if c.RawQuery != "" {
 		c.RawQuery = redactQuery(c.RawQuery, keys)
 	}
@@ -386,6 +403,10 @@ func (l *listener) Accept() (net.Conn, error) {
 		}
 		if reason, status := l.s.limits.acquire(ip); reason != "" {
 			// Answered on its own goroutine: a flood must not stall Accept.
+			// Counted here, before Accept runs again, so that Shutdown,
+			// which waits for the accept loops to end first, also waits
+			// for this event.
+			l.s.inflight.Add(1)
 			go l.s.refuseConn(tc, reason, status)
 			continue
 		}
@@ -400,6 +421,9 @@ type clientConn struct {
 	ip     netip.Addr
 	limits *connLimiter
 	closed atomic.Bool
+	// readEOF: the client's side of the connection ended cleanly (a FIN),
+	// which net/http reports only by canceling the request's context.
+	readEOF atomic.Bool
 	// pending: bytes of a request arrived (StateActive) but no handler ran
 	// yet. A pending connection holds a place in the server's inflight
 	// count, so that Shutdown also waits for the event of a head that
@@ -420,6 +444,14 @@ func (c *clientConn) Close() error {
 		c.limits.release(c.ip)
 	}
 	return c.TCPConn.Close()
+}
+
+func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	if err == io.EOF {
+		c.readEOF.Store(true)
+	}
+	return n, err
 }
 
 func (c *clientConn) Write(p []byte) (int, error) {

@@ -138,7 +138,7 @@ func TestPlainParentForwards(t *testing.T) {
 	if u := ev["url"].(string); !strings.Contains(u, "token=REDACTED") || !strings.Contains(u, "keep=1") {
 		t.Errorf("url not redacted as expected: %s", u)
 	}
-	for _, line := range h.log.lines {
+	for _, line := range h.log.Writes() {
 		if strings.Contains(string(line), "s3cret") {
 			t.Fatalf("password in log: %s", line)
 		}

@@ -328,7 +328,7 @@ func (s *Server) Check(ctx context.Context, c Check) Result {
 	res.Outcome, res.Err = ex.outcome, ex.err
 	res.Rule = ex.match.Rule
 	if c.Kind != CheckDNSA && c.Kind != CheckDNSAAAA {
-		res.Cause, _ = ex.match.Cause(ex.outcome, s.opts.ExpressRoute)
+		res.Cause = ex.cause()
 	}
 	res.UpstreamStatus, res.Answer, res.DestIP = ex.upstreamStatus, ex.probeBody, ex.destIP
 	res.TLSVersion = ex.tlsVersion
@@ -464,18 +464,7 @@ func (d *dialer) lookupFamily(ctx context.Context, ex *exchange, host, network s
 		}
 		return nil, newFailure(rules.DNSNXDomain, errors.New("lookup "+host+": hosts override has no "+network+" address"))
 	}
-	start := d.now()
-	lctx, cancel := context.WithTimeout(ctx, d.dnsTimeout)
-	ips, err := d.resolver.LookupNetIP(lctx, network, host)
-	cancel()
-	ex.noteDNS(d.now().Sub(start))
-	if err != nil {
-		return nil, newFailure(classifyDNS(err), err)
-	}
-	if len(ips) == 0 {
-		return nil, newFailure(rules.DNSNXDomain, errors.New("lookup "+host+": no addresses"))
-	}
-	return ips, nil
+	return d.lookup(ctx, ex, host, network)
 }
 
 // checkTLS dials as a CONNECT would (direct, or a CONNECT through the

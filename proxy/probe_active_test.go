@@ -13,7 +13,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -233,39 +232,20 @@ func nilIfEmpty(s string) any {
 // the order given, and nothing run once the context is done.
 func TestRunChecksBound(t *testing.T) {
 	var cur, peak atomic.Int32
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n := cur.Add(1)
-				for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-				}
-				// Read the ClientHello, so that closing sends a FIN,
-				// not a reset: no ServerHello, tls_failure.
-				_, _ = c.Read(make([]byte, 4096))
-				time.Sleep(40 * time.Millisecond)
-				cur.Add(-1)
-				c.Close()
-			}()
+	srv := testnet.Serve(t, func(c *net.TCPConn) {
+		n := cur.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
-	}()
-	h := newHarness(t, proxy.Options{Hosts: hostsFor(ln.Addr().String(), "bound.test")})
+		// Read the ClientHello, so that closing sends a FIN, not a
+		// reset: no ServerHello, tls_failure.
+		_, _ = c.Read(make([]byte, 4096))
+		time.Sleep(40 * time.Millisecond)
+		cur.Add(-1)
+	})
+	h := newHarness(t, proxy.Options{Hosts: hostsFor(srv.Addr(), "bound.test")})
 	checks := make([]proxy.Check, 20)
 	for i := range checks {
-		checks[i] = proxy.Check{Kind: proxy.CheckTLS, Host: "bound.test", Port: portOf(t, ln.Addr().String())}
+		checks[i] = proxy.Check{Kind: proxy.CheckTLS, Host: "bound.test", Port: portOf(t, srv.Addr())}
 	}
 	checks[7].Host = "unmapped.test" // the harness resolver refuses: a dns failure, in its place
 	calls := 0

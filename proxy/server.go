@@ -40,7 +40,7 @@ type Options struct {
 	ResponseHeaderTimeout time.Duration // [30s] also bounds a parent's answer to CONNECT and the TLS handshake with an https:// origin
 	IdleTimeout           time.Duration // [90s] idle keep-alive client connections
 	ReadHeaderTimeout     time.Duration // [10s]
-	TunnelLinger          time.Duration // [30s] after one side of a tunnel half-closed
+	TunnelLinger          time.Duration // [30s] after one side of a tunnel half-closed; without progress after a plain client half-closed
 	TunnelIdle            time.Duration // [0: none] close a tunnel with no traffic either way this long
 	// ExpressRoute: the customer uses ExpressRoute (changes the cause chosen).
 	ExpressRoute bool
@@ -50,8 +50,9 @@ type Options struct {
 	AllowPorts []int
 	// Allow are the client networks served; empty serves loopback clients only.
 	Allow []netip.Prefix
-	// Users maps user names to bcrypt hashes; non-empty makes clients
-	// authenticate with Proxy-Authorization Basic. Empty: no authentication.
+	// Users maps user names to password hashes (bcrypt, or Argon2id/Argon2i
+	// PHC strings); non-empty makes clients authenticate with
+	// Proxy-Authorization Basic. Empty: no authentication.
 	Users map[string][]byte
 	// MaxConns bounds concurrent client connections ([4096]); negative: no bound.
 	MaxConns int
@@ -86,12 +87,21 @@ type Server struct {
 	inflight sync.WaitGroup
 	tunnels  tunnels
 	forced   atomic.Bool
-	limits   connLimiter
-	auth     *authenticator
-	redact   map[string]bool
+	// forcedCtx is canceled when forced is set: half-closed plain
+	// requests, whose context net/http no longer cancels, watch it.
+	forcedCtx    context.Context
+	cancelForced context.CancelFunc
+	limits       connLimiter
+	auth         *authenticator
+	redact       map[string]bool
 
 	mu     sync.Mutex
 	listen []netip.AddrPort // our own listeners, for loop detection
+	// serving counts Serve calls under way, whose accept loops may still
+	// count a refused connection in inflight; stopping (under mu) keeps a
+	// Serve that starts after Shutdown from adding to it.
+	serving  sync.WaitGroup
+	stopping bool
 }
 
 func orDefaultInt(n, def int) int {
@@ -136,6 +146,7 @@ func New(opts Options) *Server {
 		ports:  make(map[int]bool, len(opts.AllowPorts)),
 		now:    time.Now,
 	}
+	s.forcedCtx, s.cancelForced = context.WithCancel(context.Background())
 	for _, p := range opts.AllowPorts {
 		s.ports[p] = true
 	}
@@ -150,6 +161,7 @@ func New(opts Options) *Server {
 	}
 	s.dial = &dialer{
 		resolver:       newResolver(opts.DNSServers),
+		servers:        opts.DNSServers,
 		hosts:          opts.Hosts,
 		dnsTimeout:     opts.DNSTimeout,
 		connectTimeout: opts.ConnectTimeout,
@@ -199,11 +211,18 @@ func New(opts Options) *Server {
 
 // Serve accepts connections on l until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	if ap, err := netip.ParseAddrPort(l.Addr().String()); err == nil {
-		s.mu.Lock()
-		s.listen = append(s.listen, ap)
+	s.mu.Lock()
+	if s.stopping {
 		s.mu.Unlock()
+		_ = l.Close()
+		return nil
 	}
+	s.serving.Add(1)
+	if ap, err := netip.ParseAddrPort(l.Addr().String()); err == nil {
+		s.listen = append(s.listen, ap)
+	}
+	s.mu.Unlock()
+	defer s.serving.Done()
 	err := s.hs.Serve(&listener{Listener: l, s: s})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -217,7 +236,15 @@ func (s *Server) Serve(l net.Listener) error {
 func (s *Server) Shutdown(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	_ = s.hs.Shutdown(ctx)
+	// Shutdown closed the listeners; once every accept loop has returned,
+	// each connection it refused is counted in inflight (see
+	// listener.Accept), and the wait below covers its event. A loop backing
+	// off after an accept error (EMFILE) notices within a second.
+	waitAtMost(&s.serving, 5*time.Second)
 	for s.tunnels.len() > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -225,15 +252,23 @@ func (s *Server) Shutdown(grace time.Duration) {
 		}
 	}
 	s.forced.Store(true)
+	s.cancelForced()
 	_ = s.hs.Close()
 	s.tunnels.abortAll()
+	waitAtMost(&s.inflight, 5*time.Second)
+	s.tr.CloseIdleConnections()
+}
+
+// waitAtMost waits for wg, or until d has passed.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-t.C:
 	}
-	s.tr.CloseIdleConnections()
 }
 
 // maxUserAgent bounds a client-chosen string in every event.
@@ -351,7 +386,9 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		r.Body = &ex.reqBody
 	}
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
-	s.gp.ServeHTTP(&ex.rw, r)
+	ctx, done := s.upstreamContext(r, ex)
+	s.gp.ServeHTTP(&ex.rw, r.WithContext(ctx))
+	done()
 	if ex.clientConn != nil {
 		// goproxy returns from a WebSocket relay when one side ends but
 		// leaves the hijacked client connection open; close it so the
@@ -375,14 +412,17 @@ func (s *Server) endPlain(ex *exchange) {
 	_, upErr := ex.reqBody.result()
 	switch {
 	case ex.respErr != nil:
-		o := rules.ConnectionReset
-		if isTimeout(ex.respErr) {
+		o, err := rules.ConnectionReset, ex.respErr
+		if isTimeout(err) {
 			o = rules.ResponseTimeout
 		}
-		if ex.rw.writeErr != nil || errors.Is(ex.respErr, context.Canceled) {
+		if ex.rw.writeErr != nil || errors.Is(err, context.Canceled) {
 			o = rules.ClientAborted
 		}
-		ex.fail(o, ex.respErr)
+		if ex.half.expired.Load() {
+			o, err = rules.ClientAborted, s.halfClosedErr()
+		}
+		ex.fail(o, err)
 	case upErr != nil:
 		ex.fail(rules.ClientAborted, upErr)
 	case ex.rw.writeErr != nil:

@@ -93,7 +93,8 @@ func TestFixturesLeaveNothingRunning(t *testing.T) {
 			_, _ = d.Resolver().LookupNetIP(ctx, "ip", "drop.test.")
 		}},
 		{"tcp servers", func(t *testing.T) {
-			for _, s := range []*Server{Blackhole(t), Silent(t), Echo(t), Sink(t), Source(t, 10<<20), Reset(t, ResetMidResponse)} {
+			serve := Serve(t, func(c *net.TCPConn) { _, _ = io.Copy(io.Discard, c) })
+			for _, s := range []*Server{Blackhole(t), Silent(t), Echo(t), Sink(t), Source(t, 10<<20), Reset(t, ResetMidResponse), serve} {
 				c := dial(t, s.Addr())
 				_, _ = c.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
 			}

@@ -13,7 +13,7 @@ import (
 )
 
 // Server is a raw TCP fixture on loopback: Blackhole, Silent, Reset, Echo,
-// Sink and Source differ only in what they do with each accepted
+// Sink, Source and Serve differ only in what they do with each accepted
 // connection. Its counters let a test check what reached the far side of
 // the proxy under test.
 type Server struct {
@@ -401,6 +401,18 @@ func Source(t testing.TB, n int64) *Server {
 		_ = c.CloseWrite()
 		_ = s.drain(c)
 	})
+}
+
+// Serve starts a server that runs handle on each connection, for a peer
+// none of the others is: a parent or origin that answers what no real one
+// would, or one a test watches connection by connection. The connection is
+// closed when handle returns, and at cleanup, which waits for every
+// handle to return: handle must return once its connection is closed. Bytes and Sent stay zero: handle has the connection
+// itself, not the counting helpers. Nothing is logged through t, so a
+// fuzz target may use it from its *testing.F.
+func Serve(t testing.TB, handle func(c *net.TCPConn)) *Server {
+	t.Helper()
+	return newServer(t, "serve", func(_ *Server, c *net.TCPConn) { handle(c) })
 }
 
 // patternPeriod is prime and not a power of two, so a slice that is
