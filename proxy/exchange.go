@@ -41,17 +41,22 @@ type exchange struct {
 	id    uint64
 	start time.Time
 
-	client     string
-	method     string
-	host       string // normalised destination host, no port
-	port       int
-	url        string // redacted, plain HTTP only
-	userAgent  string
-	route      Route
-	destIP     netip.Addr
-	probe      bool // a request for the path of an NCSI-style probe rule
-	reused     bool // plain HTTP served on a pooled upstream connection
-	match      rules.Match
+	client    string
+	method    string
+	host      string // normalised destination host, no port
+	port      int
+	url       string // redacted, plain HTTP only
+	userAgent string
+	route     Route
+	destIP    netip.Addr
+	probe     bool // a request for the path of an NCSI-style probe rule
+	reused    bool // plain HTTP served on a pooled upstream connection
+	match     rules.Match
+	// Scratch for rule_ids and dest_ip while the record is written: text
+	// made in a stack buffer would escape through the encoder interface,
+	// one allocation per event.
+	ids        [64]byte
+	ipText     [46]byte
 	connecting bool // CONNECT
 	tunnel     atomic.Bool
 
@@ -166,7 +171,7 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 		enc.AddString("parent", ex.srv.parent.addr)
 	}
 	if ex.destIP.IsValid() {
-		enc.AddString("dest_ip", ex.destIP.String())
+		enc.AddByteString("dest_ip", ex.destIP.AppendTo(ex.ipText[:0]))
 	}
 	if ex.reused {
 		enc.AddBool("reused", true)
@@ -216,8 +221,7 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 func (ex *exchange) marshalRule(enc zapcore.ObjectEncoder) {
 	if r := ex.match.Rule; r != nil {
 		enc.AddString("rule_id", r.ID)
-		var buf [64]byte
-		enc.AddByteString("rule_ids", ex.match.IDs(buf[:0]))
+		enc.AddByteString("rule_ids", ex.match.IDs(ex.ids[:0]))
 		enc.AddString("rule_source", r.Source.String())
 		enc.AddString("service_area", r.ServiceArea)
 		enc.AddBool("required", r.Required)

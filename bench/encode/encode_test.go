@@ -136,7 +136,7 @@ func events(tb testing.TB) []captured {
 			for try := 0; ; try++ {
 				tunnel(tb, addr, "login.microsoftonline.com:"+strconv.Itoa(tlsPort), ca)
 				ev := core.last(tb, "tunnel_tls_ok_rule")
-				if outcome(ev) == "ok" || try == 20 {
+				if outcome(tb, ev) == "ok" || try == 20 {
 					out = append(out, ev)
 					break
 				}
@@ -150,8 +150,8 @@ func events(tb testing.TB) []captured {
 }
 
 // outcome is the event's outcome field, read back from its JSON.
-func outcome(ev captured) string {
-	buf, err := zapcore.NewJSONEncoder(logs.EncoderConfig()).EncodeEntry(ev.entry, ev.fields)
+func outcome(tb testing.TB, ev captured) string {
+	buf, err := jsonEncoder(tb).EncodeEntry(ev.entry, ev.fields)
 	if err != nil {
 		return ""
 	}
@@ -235,39 +235,56 @@ func refused(tb testing.TB, proxyAddr, target string) {
 
 // TestEventsCaptured shows what is being encoded.
 func TestEventsCaptured(t *testing.T) {
-	enc := zapcore.NewJSONEncoder(logs.EncoderConfig())
-	for _, ev := range events(t) {
-		buf, err := enc.EncodeEntry(ev.entry, ev.fields)
-		if err != nil {
-			t.Fatal(err)
+	evs := events(t)
+	for _, format := range logs.Formats {
+		enc := encoder(t, format)
+		for _, ev := range evs {
+			buf, err := enc.EncodeEntry(ev.entry, ev.fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s %s (%d bytes): %s", format, ev.name, buf.Len(), buf.String())
+			buf.Free()
 		}
-		t.Logf("%s (%d bytes): %s", ev.name, buf.Len(), buf.String())
-		buf.Free()
 	}
 }
 
-// BenchmarkEncode is the JSON encoding of one event alone: what the tap's
-// MarshalLogObject and zap's encoder cost, without any I/O.
+// encoder is the tap's encoder for a log format, as logs.New builds it.
+func encoder(tb testing.TB, format string) zapcore.Encoder {
+	enc, err := logs.NewEncoder(format, logs.Meta{Version: "bench", Hostname: "bench-host"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return enc
+}
+
+func jsonEncoder(tb testing.TB) zapcore.Encoder { return encoder(tb, "json") }
+
+// BenchmarkEncode is the encoding of one event alone, in each log format:
+// what the tap's MarshalLogObject and the encoder cost, without any I/O.
 func BenchmarkEncode(b *testing.B) {
-	enc := zapcore.NewJSONEncoder(logs.EncoderConfig())
-	for _, ev := range events(b) {
-		b.Run(ev.name, func(b *testing.B) {
-			b.ReportAllocs()
-			var n int
-			for b.Loop() {
-				buf, _ := enc.EncodeEntry(ev.entry, ev.fields)
-				n = buf.Len()
-				buf.Free()
-			}
-			b.ReportMetric(float64(n), "bytes/event")
-		})
+	evs := events(b)
+	for _, format := range logs.Formats {
+		enc := encoder(b, format)
+		for _, ev := range evs {
+			b.Run(format+"/"+ev.name, func(b *testing.B) {
+				b.ReportAllocs()
+				var n int
+				for b.Loop() {
+					buf, _ := enc.EncodeEntry(ev.entry, ev.fields)
+					n = buf.Len()
+					buf.Free()
+				}
+				b.ReportMetric(float64(n), "bytes/event")
+			})
+		}
 	}
 }
 
 // BenchmarkEmit is the whole call the tap makes per event (Check, then
 // Write of zap.Inline), into a JSON core that discards.
 func BenchmarkEmit(b *testing.B) {
-	lg := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logs.EncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+	lg := zap.New(zapcore.NewCore(jsonEncoder(b), zapcore.AddSync(io.Discard), zapcore.InfoLevel))
 	for _, ev := range events(b) {
 		b.Run(ev.name, func(b *testing.B) {
 			b.ReportAllocs()
