@@ -4,7 +4,7 @@
 # Go benchmarks. Everything listens on 127.0.0.1 only; every load loop is
 # bounded in time, and every process started here is killed when it ends.
 #
-#   bench/run.sh [quick|full]     quick: under 2 minutes; full: under 10
+full]     quick: under 2 minutes; full: under 10|full]     quick: under 2 minutes; full: under 10
 #
 # Squid and tinyproxy come from Debian's packages (installed here when
 # missing, which needs root); without them those columns are left out.
@@ -69,4 +69,21 @@ benchtime=200ms
   fi
   echo '```'
 } | tee -a "$out"
+
+# Full mode: what a syslog outage costs forwarding (bench/siemoutage), when
+# rsyslogd is here (Debian package rsyslog; .ci/run installs it).
+if [ "$mode" = full ]; then
+  if command -v rsyslogd >/dev/null || [ -x /usr/sbin/rsyslogd ]; then
+    {
+      echo
+      echo "## SIEM outage: forwarding latency with a TCP syslog sink up, down, back and stalled (bench/siemoutage -phase 4s)"
+      echo
+      echo '```'
+      go run ./bench/siemoutage -m365tap "$bin/m365tap" -phase 4s 2>&1 || true
+      echo '```'
+    } | tee -a "$out"
+  else
+    echo "run.sh: rsyslogd missing; SIEM outage section left out" >&2
+  fi
+fi
 echo "report: $out" >&2
