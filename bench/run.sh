@@ -4,7 +4,8 @@
 # Go benchmarks. Everything listens on 127.0.0.1 only; every load loop is
 # bounded in time, and every process started here is killed when it ends.
 #
-full]     quick: under 2 minutes; full: under 10|full]     quick: under 2 minutes; full: under 10
+#   bench/run.sh [quick|full]     quick: under 2 minutes; full: under 10 (with the
+#                                 SIEM outage run when rsyslogd is installed)
 #
 # Squid and tinyproxy come from Debian's packages (installed here when
 # missing, which needs root); without them those columns are left out.
