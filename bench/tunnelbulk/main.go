@@ -1,6 +1,7 @@
 // Command tunnelbulk pushes bytes through a CONNECT tunnel of a running tap
-// and reports the rate. It starts its own loopback source, so the tap
-// process does nothing but forward, which is what bench/splice.sh traces.
+// and reports the rate: downloads from its own loopback source, or with -up
+// uploads to its own loopback sink. The tap process does nothing but
+// forward, which is what bench/splice.sh traces.
 package main
 
 import (
@@ -18,7 +19,8 @@ func main() {
 	proxyAddr := flag.String("proxy", "127.0.0.1:8080", "tap address")
 	size := flag.Int64("bytes", 256<<20, "bytes per tunnel")
 	tunnels := flag.Int("n", 1, "tunnels, one after another")
-	source := flag.String("source", "127.0.0.1:18090", "where the byte source listens (the tap must allow its port)")
+	source := flag.String("source", "127.0.0.1:18090", "where the byte source (or sink) listens (the tap must allow its port)")
+	up := flag.Bool("up", false, "upload: the client sends, the far end counts")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *source)
@@ -34,6 +36,12 @@ func main() {
 			}
 			go func() {
 				defer c.Close()
+				if *up {
+					// Count what arrives, then answer with the count.
+					n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 256<<10))
+					fmt.Fprintf(c, "%d", n)
+					return
+				}
 				for left := *size; left > 0; {
 					n := min(left, int64(len(chunk)))
 					if _, err := c.Write(chunk[:n]); err != nil {
@@ -58,9 +66,24 @@ func main() {
 		if err != nil || resp.StatusCode != 200 {
 			fail(fmt.Errorf("CONNECT: %v %v", resp, err))
 		}
-		n, err := io.CopyBuffer(io.Discard, br, make([]byte, 256<<10))
-		if err != nil || n != *size {
-			fail(fmt.Errorf("read %d of %d: %v", n, *size, err))
+		if *up {
+			for left := *size; left > 0; {
+				n := min(left, int64(len(chunk)))
+				if _, err := c.Write(chunk[:n]); err != nil {
+					fail(err)
+				}
+				left -= n
+			}
+			_ = c.(*net.TCPConn).CloseWrite()
+			got, err := io.ReadAll(br)
+			if err != nil || string(got) != fmt.Sprint(*size) {
+				fail(fmt.Errorf("far end counted %q of %d: %v", got, *size, err))
+			}
+		} else {
+			n, err := io.CopyBuffer(io.Discard, br, make([]byte, 256<<10))
+			if err != nil || n != *size {
+				fail(fmt.Errorf("read %d of %d: %v", n, *size, err))
+			}
 		}
 		c.Close()
 	}
