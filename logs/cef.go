@@ -16,9 +16,11 @@ import (
 //	CEF:0|Vendor|Product|Version|Device Event Class ID|Name|Severity|ext
 //
 // Header fields escape \ and |; extension values escape \ and = and write
-// line breaks as \n and \r. Anything else that could break a line (other
-// control characters) becomes a space, and invalid UTF-8 becomes U+FFFD, so
-// one record is always one line whatever a host name, URL or error holds.
+// line breaks as \n and \r. Anything else that could break a line or
+// steer a terminal (other control characters, DEL, the C1 controls
+// U+0080–U+009F, U+2028 and U+2029) becomes a space, and invalid UTF-8
+// becomes U+FFFD, so one record is always one line whatever a host name,
+// URL or error holds.
 
 // outcomeNames is the CEF Name of an exchange without an article cause.
 // Indexed by rules.Outcome; a test checks every outcome has one.
@@ -119,9 +121,10 @@ func (s *state) writeCEF(dst []byte, ent zapcore.Entry, f *fixed) []byte {
 		dst = appendInt(dst, int64(levelSeverity(ent.Message, ent.Level)))
 	}
 	dst = append(dst, "|rt="...)
+	at := len(dst)
 	dst = appendInt(dst, ent.Time.UnixMilli())
 	if exchange {
-		dst = s.cefExchange(dst, ent, f)
+		dst = s.cefExchange(dst, ent, f, dst[at:])
 	} else {
 		dst = s.cefOther(dst, f)
 	}
@@ -146,15 +149,13 @@ func cefInt(dst []byte, key string, v int64) []byte {
 // cefSlot writes key and value when the slot holds one: CEF reads an empty
 // value as a missing one.
 func (s *state) cefSlot(dst []byte, key string, k slot) []byte {
-	// The key goes first and is taken back when there is no value: the
-	// test inside the call keeps this small enough to inline, and the key
-	// a constant.
-	return s.cefSlotValue(append(dst, key...), len(dst), k)
-}
-
-func (s *state) cefSlotValue(dst []byte, mark int, k slot) []byte {
 	if !s.filled(k) {
-		return dst[:mark]
+		return dst
+	}
+	dst = append(dst, key...)
+	// appendCEFVal's cases, the text first: one call less per value.
+	if v := &s.vals[k]; v.kind == kString {
+		return appendEscaped(dst, v.s, cefValue)
 	}
 	return s.appendCEFVal(dst, k, cefValue)
 }
@@ -182,6 +183,9 @@ func (s *state) appendCEFVal(dst []byte, k slot, e *escaper) []byte {
 	case kBytes:
 		return appendEscaped(dst, s.bytes(v), e)
 	case kInt:
+		if v.i >= 0 {
+			return appendUint(dst, uint64(v.i)) // one call less, for most
+		}
 		return appendInt(dst, v.i)
 	case kUint:
 		return appendUint(dst, uint64(v.i))
@@ -193,10 +197,11 @@ func (s *state) appendCEFVal(dst []byte, k slot, e *escaper) []byte {
 	return dst
 }
 
-func (s *state) cefExchange(dst []byte, ent zapcore.Entry, f *fixed) []byte {
+// cefExchange writes an exchange's extension after rt, whose digits are
+// rt: end is the same time.
+func (s *state) cefExchange(dst []byte, ent zapcore.Entry, f *fixed, rt []byte) []byte {
 	sh := s.shape()
-	rt := ent.Time.UnixMilli()
-	dst = cefInt(dst, " end=", rt)
+	dst = append(append(dst, " end="...), rt...)
 	if f, ok := s.num(sDurationMs); ok && !math.IsNaN(f) && !math.IsInf(f, 0) {
 		dst = cefInt(dst, " start=", ent.Time.Add(-timeDuration(int64(math.Round(f*1e6)))).UnixMilli())
 	}
@@ -211,12 +216,12 @@ func (s *state) cefExchange(dst []byte, ent zapcore.Entry, f *fixed) []byte {
 		dst = append(dst, " act=forwarded"...)
 	}
 	if sh.class != "" {
-		dst = cefString(dst, " outcome=", ecsOutcome(sh.class))
+		dst = append(dst, cefOutcomes[ecsOutcomeOf(sh.class)]...)
 	}
 	if ip, port, ok := splitClient(s.str(sClient)); ok {
 		dst = cefString(dst, " src=", ip)
-		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
-			dst = cefInt(dst, " spt=", int64(n))
+		if n, ok := parsePort(port); ok {
+			dst = cefInt(dst, " spt=", n)
 		}
 	}
 	dst = s.cefSlot(dst, " dhost=", sHost)

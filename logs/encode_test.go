@@ -216,6 +216,7 @@ var hostile = []string{
 	"CEF:0|forged|header|1|x|y|10|src=1.2.3.4",
 	"<134>1 2026-01-01T00:00:00Z forged - - - - spoof",
 	"line\u2028sep\u0085nel",
+	"csi\u009b31m c1\u0080\u009f para\u2029 nbsp\u00a0 near\u2027\u202a\u00bf\u00c2",
 	"",
 	"\\=\\|\\n",
 }
@@ -246,14 +247,15 @@ func validUTF8(s string) string {
 }
 
 // cefExpect is what a CEF parser reads back from a value: valid UTF-8, CR
-// and LF kept (they were escaped), other control characters as spaces.
+// and LF kept (they were escaped), other control characters (C0, DEL, C1)
+// and U+2028/U+2029 as spaces.
 func cefExpect(s string, header bool) string {
 	s = validUTF8(s)
 	return strings.Map(func(r rune) rune {
 		if (r == '\n' || r == '\r') && !header {
 			return r
 		}
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 || r == 0x2028 || r == 0x2029 {
 			return ' '
 		}
 		return r

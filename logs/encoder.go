@@ -143,46 +143,80 @@ func (s *state) shape() shape {
 	return sh
 }
 
-// isIPLiteral reports whether s is an IP address. It checks the characters
-// first: netip.ParseAddr allocates its error for every host name.
+// isIPLiteral reports whether s is an IP address, as netip.ParseAddr
+// decides: dotted IPv4 is checked by hand (ParseAddr allocates its error
+// for every host name), anything with a colon is left to ParseAddr.
 func isIPLiteral(s string) bool {
-	if s == "" {
-		return false
+	if strings.IndexByte(s, ':') >= 0 {
+		_, err := netip.ParseAddr(s)
+		return err == nil
 	}
+	// Four fields of 1 to 3 digits up to 255, without leading zeros.
+	dots, digits, v := 0, 0, 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c == '.' || c == ':' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '%') {
-			if strings.IndexByte(s, ':') < 0 {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if digits == 1 && v == 0 {
 				return false
 			}
-			break // an IPv6 address with a zone may hold any character after %
+			v = v*10 + int(c-'0')
+			digits++
+			if v > 255 {
+				return false
+			}
+		case c == '.' && digits > 0 && dots < 3:
+			dots++
+			digits, v = 0, 0
+		default:
+			return false
 		}
 	}
-	_, err := netip.ParseAddr(s)
-	return err == nil
+	return dots == 3 && digits > 0
 }
 
-// ecsOutcome folds the class into event.outcome's three values: an
-// aborted exchange (client gone, tap stopping) neither failed nor succeeded.
-func ecsOutcome(class string) string {
+// parsePort is strconv.ParseUint(s, 10, 16) without its error value.
+func parsePort(s string) (int64, bool) {
+	v := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if v = v*10 + int(c-'0'); v > 65535 {
+			return 0, false
+		}
+	}
+	return int64(v), s != ""
+}
+
+// ecsOutcomeOf folds the class into event.outcome's three values: an
+// aborted exchange (client gone, tap stopping) neither failed nor
+// succeeded. The values, and the pairs each format writes, are indexed by
+// it.
+func ecsOutcomeOf(class string) int {
 	switch class {
 	case "ok":
-		return "success"
+		return 0
 	case "failed", "denied":
-		return "failure"
+		return 1
 	}
-	return "unknown"
+	return 2
 }
 
-// action is what the tap did, for ECS event.action.
-func (sh *shape) action() string {
+var (
+	ecsOutcomes = [...]string{`,"event.outcome":"success"`, `,"event.outcome":"failure"`, `,"event.outcome":"unknown"`}
+	cefOutcomes = [...]string{" outcome=success", " outcome=failure", " outcome=unknown"}
+)
+
+// ecsAction is event.action with its key: what the tap did.
+func (sh *shape) ecsAction() string {
 	switch {
 	case sh.check != "":
-		return "probe-check"
+		return `,"event.action":"probe-check"`
 	case sh.connect:
-		return "tunnel"
+		return `,"event.action":"tunnel"`
 	}
-	return "http-request"
+	return `,"event.action":"http-request"`
 }
 
 // causeReference is the page a cause points to, "" for an unknown id.
@@ -275,6 +309,9 @@ func (s *state) appendJSONVal(dst []byte, k slot) []byte {
 	case kBytes:
 		return appendJSONString(dst, s.bytes(v))
 	case kInt:
+		if v.i >= 0 {
+			return appendUint(dst, uint64(v.i)) // one call less, for most
+		}
 		return appendInt(dst, v.i)
 	case kUint:
 		return appendUint(dst, uint64(v.i))
@@ -287,14 +324,18 @@ func (s *state) appendJSONVal(dst []byte, k slot) []byte {
 }
 
 func (s *state) writeECS(dst []byte, ent zapcore.Entry, f *fixed) []byte {
-	var tsb [40]byte
-	ts := appendTimestamp(tsb[:0], ent.Time)
 	dst = append(dst, `{"@timestamp":"`...)
-	dst = append(dst, ts...)
+	at := len(dst)
+	dst = appendTimestamp(dst, ent.Time)
+	ts := dst[at:] // copied for event.end and the like
 	dst = append(dst, `","log.level":"`...)
 	dst = append(dst, ent.Level.String()...)
-	dst = append(dst, `","message":`...)
-	dst = appendJSONString(dst, ent.Message)
+	if ent.Message == "exchange" {
+		dst = append(dst, `","message":"exchange"`...)
+	} else {
+		dst = append(dst, `","message":`...)
+		dst = appendJSONString(dst, ent.Message)
+	}
 	if ent.LoggerName != "" {
 		dst = ecsString(dst, `,"log.logger":`, ent.LoggerName)
 	}
@@ -332,45 +373,58 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 		dst = append(dst, `,"denied"`...)
 	}
 	dst = append(dst, ']')
-	dst = ecsString(dst, `,"event.action":`, sh.action())
+	dst = append(dst, sh.ecsAction()...)
 	if sh.class != "" {
-		dst = ecsString(dst, `,"event.outcome":`, ecsOutcome(sh.class))
+		dst = append(dst, ecsOutcomes[ecsOutcomeOf(sh.class)]...)
 	}
 	dst = s.ecsSlot(dst, `,"event.sequence":`, sID)
 	if ns, ok := s.nanosFromMs(sDurationMs); ok {
 		dst = ecsInt(dst, `,"event.duration":`, ns)
 		dst = append(append(dst, `,"event.start":`...), '"')
-		dst = appendTimestamp(dst, ent.Time.Add(-timeDuration(ns)))
+		dst = appendTimestampNear(dst, ent.Time.Add(-timeDuration(ns)), ent.Time, ts)
 		dst = append(dst, '"')
 	}
 	dst = append(append(dst, `,"event.end":`...), '"')
 	dst = append(dst, ts...)
 	dst = append(dst, '"')
 
+	// A value written under several names is escaped once and copied:
+	// [at:len(dst)] is its JSON text.
 	if ip, port, ok := splitClient(s.str(sClient)); ok {
-		dst = ecsString(dst, `,"source.address":`, ip)
+		dst = append(dst, `,"source.address":`...)
+		at := len(dst)
+		dst = appendJSONString(dst, ip)
 		if isIPLiteral(ip) {
-			dst = ecsString(dst, `,"source.ip":`, ip)
+			dst = append(append(dst, `,"source.ip":`...), dst[at:]...)
 		}
-		if n, err := strconv.ParseUint(port, 10, 16); err == nil {
-			dst = ecsInt(dst, `,"source.port":`, int64(n))
+		if n, ok := parsePort(port); ok {
+			dst = ecsInt(dst, `,"source.port":`, n)
 		}
 	}
 	dst = s.ecsSlot(dst, `,"source.bytes":`, sBytesUp)
 
+	var host, port []byte // the host's and the port's JSON text in dst
 	if sh.host != "" {
-		dst = ecsString(dst, `,"destination.address":`, sh.host)
+		dst = append(dst, `,"destination.address":`...)
+		at := len(dst)
+		dst = appendJSONString(dst, sh.host)
+		host = dst[at:]
 		if !sh.hostIP {
-			dst = ecsString(dst, `,"destination.domain":`, sh.host)
+			dst = append(append(dst, `,"destination.domain":`...), host...)
 		}
 	}
 	switch {
 	case s.isText(sDestIP):
 		dst = s.ecsSlot(dst, `,"destination.ip":`, sDestIP)
 	case sh.hostIP:
-		dst = ecsString(dst, `,"destination.ip":`, sh.host)
+		dst = append(append(dst, `,"destination.ip":`...), host...)
 	}
-	dst = s.ecsSlot(dst, `,"destination.port":`, sPort)
+	if s.has(sPort) {
+		dst = append(dst, `,"destination.port":`...)
+		at := len(dst)
+		dst = s.appendJSONVal(dst, sPort)
+		port = dst[at:]
+	}
 	dst = s.ecsSlot(dst, `,"destination.bytes":`, sBytesDown)
 
 	if !sh.dnsCheck {
@@ -392,7 +446,7 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 
 	if sh.dnsCheck {
 		if sh.host != "" {
-			dst = ecsString(dst, `,"dns.question.name":`, sh.host)
+			dst = append(append(dst, `,"dns.question.name":`...), host...)
 		}
 		if sh.check == "dns_a" {
 			dst = append(dst, `,"dns.question.type":"A"`...)
@@ -414,8 +468,10 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 			}
 		}
 		if sh.host != "" && (s.isText(sURL) || sh.connect) {
-			dst = ecsString(dst, `,"url.domain":`, sh.host)
-			dst = s.ecsSlot(dst, `,"url.port":`, sPort)
+			dst = append(append(dst, `,"url.domain":`...), host...)
+			if port != nil {
+				dst = append(append(dst, `,"url.port":`...), port...)
+			}
 		}
 		if sh.method != "" {
 			dst = ecsString(dst, `,"http.request.method":`, sh.method)
@@ -427,7 +483,12 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 		}
 	}
 
-	dst = s.ecsSlot(dst, `,"tls.client.server_name":`, sTLSSNI)
+	// A client mostly asks for the host it named in its CONNECT.
+	if sni := &s.vals[sTLSSNI]; s.has(sTLSSNI) && sni.kind == kString && sni.s == sh.host && host != nil {
+		dst = append(append(dst, `,"tls.client.server_name":`...), host...)
+	} else {
+		dst = s.ecsSlot(dst, `,"tls.client.server_name":`, sTLSSNI)
+	}
 	if v := s.str(sTLSVersion); v != "" {
 		num, proto := tlsVersion(v)
 		dst = ecsString(dst, `,"tls.version":`, num)
@@ -436,7 +497,11 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 		}
 	}
 	if sh.tlsSeen {
-		dst = append(append(dst, `,"tls.established":`...), strconv.FormatBool(sh.class == "ok")...)
+		if sh.class == "ok" {
+			dst = append(dst, `,"tls.established":true`...)
+		} else {
+			dst = append(dst, `,"tls.established":false`...)
+		}
 	}
 	dst = s.ecsSlot(dst, `,"user_agent.original":`, sUserAgent)
 
@@ -455,11 +520,16 @@ func (s *state) ecsExchange(dst []byte, ent zapcore.Entry, ts []byte) []byte {
 		dst = ecsString(dst, `,"rule.ruleset":`, ruleset)
 	}
 
-	for _, t := range ecsTail {
-		if !t.nanos {
-			dst = s.ecsSlot(dst, t.key, t.k)
-		} else if ns, ok := s.nanosFromMs(t.k); ok {
-			dst = ecsInt(dst, t.key, ns)
+	for i := range ecsTail {
+		t := &ecsTail[i]
+		switch {
+		case !s.has(t.k):
+		case !t.nanos:
+			dst = s.appendJSONVal(append(dst, t.key...), t.k)
+		default:
+			if ns, ok := s.nanosFromMs(t.k); ok {
+				dst = ecsInt(dst, t.key, ns)
+			}
 		}
 	}
 	return dst

@@ -85,6 +85,18 @@ func FuzzEncodeECS(f *testing.F) {
 				t.Errorf("%s = %q, want %q", k, doc[k], validUTF8(v))
 			}
 		}
+		// The host is written once and copied under its other names.
+		if host != "" {
+			other := "destination.domain"
+			if isIPLiteral(host) {
+				other = "destination.ip"
+			}
+			for _, k := range []string{"url.domain", other} {
+				if doc[k] != validUTF8(host) {
+					t.Errorf("%s = %q, want %q", k, doc[k], validUTF8(host))
+				}
+			}
+		}
 		if doc[ecsPrefix+validUTF8(key)] != validUTF8(value) {
 			t.Errorf("%s%s = %q, want %q", ecsPrefix, key, doc[ecsPrefix+key], value)
 		}

@@ -31,6 +31,7 @@ type jsonEnc struct {
 
 	rbuf bytes.Buffer
 	renc *json.Encoder
+	rfix []byte // a reflected value with DEL or C1 controls escaped
 }
 
 // jsonEncoder is the json format's zapcore.Encoder. Its jsonEnc holds the
@@ -99,7 +100,10 @@ func (e *jsonEnc) closeNamespaces() {
 	}
 }
 
-// reflected is v as encoding/json writes it, nothing when that fails.
+// reflected is v as encoding/json writes it, nothing when that fails;
+// but for DEL and the C1 controls, which it writes raw and the formats
+// escape like every control character (U+2028 and U+2029 it escapes
+// itself).
 func (e *jsonEnc) reflected(v any) ([]byte, error) {
 	if v == nil {
 		return []byte("null"), nil
@@ -112,7 +116,44 @@ func (e *jsonEnc) reflected(v any) ([]byte, error) {
 	if err := e.renc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(e.rbuf.Bytes(), []byte{'\n'}), nil
+	b := bytes.TrimSuffix(e.rbuf.Bytes(), []byte{'\n'})
+	fixed := escapeReflected(e.rfix[:0], b)
+	if fixed == nil {
+		return b, nil
+	}
+	e.rfix = fixed
+	return fixed, nil
+}
+
+// escapeReflected appends JSON text b to dst with DEL and the C1 controls
+// as \u escapes, and returns nil when b has none. Outside its strings JSON
+// text is ASCII without DEL, so every such character is inside a string;
+// and 0xc2 never continues a UTF-8 sequence, so 0xc2 0x80..0x9f is always
+// a C1 control.
+func escapeReflected(dst, b []byte) []byte {
+	start, found := 0, false
+	for i := 0; i < len(b); i++ {
+		var r rune
+		switch c := b[i]; {
+		case c == 0x7f:
+			r = 0x7f
+		case c == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] < 0xa0:
+			r = rune(b[i+1])
+		default:
+			continue
+		}
+		found = true
+		dst = append(dst, b[start:i]...)
+		dst = append(dst, '\\', 'u', '0', '0', hexDigits[r>>4], hexDigits[r&0xf])
+		if r != 0x7f {
+			i++
+		}
+		start = i + 1
+	}
+	if !found {
+		return nil
+	}
+	return append(dst, b[start:]...)
 }
 
 // zapcore.ObjectEncoder.

@@ -39,12 +39,31 @@ func encodeBoth(t testing.TB, ent zapcore.Entry, with [][]zapcore.Field, fields 
 		out[i] = buf.String()
 		buf.Free()
 	}
-	// The one intended difference: ours writes DEL, a control character,
-	// as \u007f; zap (and encoding/json, which both use for reflected
-	// values) write it raw.
-	del := strings.NewReplacer("\x7f", `\u007f`)
-	return del.Replace(out[0]), del.Replace(out[1])
+	// The intended differences: ours writes DEL, the C1 controls and
+	// U+2028/U+2029 as \u escapes; zap writes them raw (and so does
+	// encoding/json, which both use for reflected values, for all but
+	// U+2028/U+2029). Both sides are normalised the same way, after
+	// checking that ours holds none of them raw.
+	if i := strings.IndexFunc(out[0], rawEscapee); i >= 0 {
+		t.Errorf("ours writes %U raw: %q", []rune(out[0][i:])[0], out[0])
+	}
+	return zapRaw.Replace(out[0]), zapRaw.Replace(out[1])
 }
+
+// rawEscapee reports the characters zap writes raw and ours escapes.
+func rawEscapee(r rune) bool { return r == 0x7f || r >= 0x80 && r < 0xa0 || r == 0x2028 || r == 0x2029 }
+
+// zapRaw rewrites those characters as ours writes them.
+var zapRaw = func() *strings.Replacer {
+	var pairs []string
+	for _, r := range []rune{0x7f, 0x2028, 0x2029} {
+		pairs = append(pairs, string(r), fmt.Sprintf(`\u%04x`, r))
+	}
+	for r := rune(0x80); r < 0xa0; r++ {
+		pairs = append(pairs, string(r), fmt.Sprintf(`\u%04x`, r))
+	}
+	return strings.NewReplacer(pairs...)
+}()
 
 // verboseErr prints more with %+v, as pkg/errors' errors do.
 type verboseErr struct{ msg string }

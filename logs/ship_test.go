@@ -98,6 +98,9 @@ func TestSyslogSinkDeliversInOrder(t *testing.T) {
 	if err := e.lg.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Close returns once everything is written to the socket; the
+	// receiver may still be reading the last of it.
+	waitFor(t, "2000 messages", 10*time.Second, func() bool { return len(r.messages()) >= 2000 })
 	ids, _ := payloadIDs(t, r.messages())
 	if !equalInts(ids, span(1, 2000)) {
 		t.Fatalf("received %d ids, first %v; want 1..2000 in order", len(ids), ids[:min(len(ids), 5)])

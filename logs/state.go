@@ -53,7 +53,6 @@ type state struct {
 	// empty marks the set slots that hold empty text, which CEF leaves
 	// out: kept here so that the writers test one bit, not the value.
 	empty  uint64
-	next   slot // where put looks first
 	vals   [numSlots]val
 	arena  []byte
 	extra  []byte
@@ -77,7 +76,7 @@ func getState(f format) *state {
 }
 
 func (s *state) reset() {
-	s.set, s.empty, s.next = 0, 0, 0
+	s.set, s.empty = 0, 0
 	s.arena = s.arena[:0]
 	s.extra = s.extra[:0]
 	s.ns = s.ns[:0]
@@ -172,28 +171,26 @@ func (s *state) nanosFromMs(k slot) (int64, bool) {
 	return int64(math.Round(f * 1e6)), true
 }
 
-func (s *state) put(key string, empty bool) (*val, bool) {
-	if len(s.ns) > 0 {
-		return nil, false
+// slotFor is the slot key goes into: numSlots for a key the table lacks,
+// or any key inside a namespace. Small enough to be inlined into the Add
+// methods, as is fill.
+func (s *state) slotFor(key string) slot {
+	if k, ok := lookup(key); ok && len(s.ns) == 0 {
+		return k
 	}
-	// The proxy adds its keys in the table's order: the slot after the
-	// last one found is worth one comparison before the hash table.
-	k := s.next
-	if k >= numSlots || mapping[k].Key != key {
-		var ok bool
-		if k, ok = lookup(key); !ok {
-			return nil, false
-		}
-	}
-	s.next = k + 1
-	bit := uint64(1) << k
+	return numSlots
+}
+
+// fill marks slot k < numSlots as set, and as empty when its text is, and
+// returns its value to fill in.
+func (s *state) fill(k slot, empty bool) *val {
+	bit := uint64(1) << (k & 63)
 	s.set |= bit
+	s.empty &^= bit
 	if empty {
 		s.empty |= bit
-	} else {
-		s.empty &^= bit
 	}
-	return &s.vals[k], true
+	return &s.vals[k]
 }
 
 // extraKey starts an unknown key in extra: `,"m365tap.<ns><key>":` for
@@ -242,7 +239,8 @@ func (s *state) extraNested(err error) error {
 // zapcore.ObjectEncoder.
 
 func (s *state) AddString(key, v string) {
-	if p, ok := s.put(key, v == ""); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, v == "")
 		p.kind, p.s = kString, v
 		return
 	}
@@ -254,7 +252,8 @@ func (s *state) AddString(key, v string) {
 }
 
 func (s *state) AddByteString(key string, v []byte) {
-	if p, ok := s.put(key, len(v) == 0); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, len(v) == 0)
 		p.kind, p.i, p.n = kBytes, int64(len(s.arena)), len(v)
 		s.arena = append(s.arena, v...)
 		return
@@ -276,7 +275,8 @@ func (s *state) AddBinary(key string, v []byte) {
 }
 
 func (s *state) AddBool(key string, v bool) {
-	if p, ok := s.put(key, false); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, false)
 		p.kind, p.b = kBool, v
 		return
 	}
@@ -285,7 +285,8 @@ func (s *state) AddBool(key string, v bool) {
 }
 
 func (s *state) AddInt64(key string, v int64) {
-	if p, ok := s.put(key, false); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, false)
 		p.kind, p.i = kInt, v
 		return
 	}
@@ -294,7 +295,8 @@ func (s *state) AddInt64(key string, v int64) {
 }
 
 func (s *state) AddUint64(key string, v uint64) {
-	if p, ok := s.put(key, false); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, false)
 		p.kind, p.i = kUint, int64(v)
 		return
 	}
@@ -303,7 +305,8 @@ func (s *state) AddUint64(key string, v uint64) {
 }
 
 func (s *state) AddFloat64(key string, v float64) {
-	if p, ok := s.put(key, false); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, false)
 		p.kind, p.f = kFloat, v
 		return
 	}
@@ -312,7 +315,8 @@ func (s *state) AddFloat64(key string, v float64) {
 }
 
 func (s *state) AddFloat32(key string, v float32) {
-	if p, ok := s.put(key, false); ok {
+	if k := s.slotFor(key); k < numSlots {
+		p := s.fill(k, false)
 		p.kind, p.f = kFloat, float64(v)
 		return
 	}

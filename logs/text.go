@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -22,36 +23,47 @@ type text interface{ string | []byte }
 // a host name, URL or error holds.
 type escaper struct {
 	safe [256]bool
-	// ma, mb and mc repeat in each byte one of the printable bytes the
-	// format escapes or replaces, for the scans that take a word at a time.
-	ma, mb, mc uint64
-	repl       [utf8.RuneSelf]string
-	bad        string
+	// ma and mb repeat in each byte one of the two printable bytes the
+	// format escapes, for the scans that take a word at a time.
+	ma, mb uint64
+	repl   [utf8.RuneSelf]string
+	bad    string
+	// c1 replaces the C1 controls U+0080–U+009F (U+009B, CSI, starts a
+	// terminal escape as ESC [ does), sep the separators U+2028 and
+	// U+2029, which JavaScript and some viewers take for line breaks.
+	c1  [0x20]string
+	sep [2]string
 }
 
-func newEscaper(a, b byte, del bool, repl map[byte]string, other func(c byte) string, bad string) *escaper {
-	e := &escaper{ma: lo8 * uint64(a), mb: lo8 * uint64(b), mc: lo8 * uint64(a), bad: bad}
-	if !del {
-		e.mc = lo8 * 0x7f
-	}
+// newEscaper builds a rule: repl for the ASCII bytes it names, other for
+// the remaining control characters (DEL included) and for the C1
+// controls and U+2028/U+2029, bad for each byte of invalid UTF-8. a and b
+// are the two printable bytes repl names.
+func newEscaper(a, b byte, repl map[byte]string, other func(r rune) string, bad string) *escaper {
+	e := &escaper{ma: lo8 * uint64(a), mb: lo8 * uint64(b), bad: bad}
 	for c := range utf8.RuneSelf {
 		switch r, ok := repl[byte(c)]; {
 		case ok:
 			e.repl[c] = r
-		case c < 0x20 || (c == 0x7f && !del):
-			e.repl[c] = other(byte(c))
+		case c < 0x20 || c == 0x7f:
+			e.repl[c] = other(rune(c))
 		default:
 			e.safe[c] = true
 		}
 	}
+	for i := range e.c1 {
+		e.c1[i] = other(rune(0x80 + i))
+	}
+	e.sep = [2]string{other(0x2028), other(0x2029)}
 	return e
 }
 
-func jsonControl(c byte) string {
-	return string([]byte{'\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]})
+// jsonControl is r as a JSON \u escape: \u001b, \u0085, \u2028.
+func jsonControl(r rune) string {
+	return string([]byte{'\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf]})
 }
 
-func space(byte) string { return " " }
+func space(rune) string { return " " }
 
 const hexDigits = "0123456789abcdef"
 
@@ -59,16 +71,20 @@ var (
 	jsonRepl = map[byte]string{'"': `\"`, '\\': `\\`, '\n': `\n`, '\r': `\r`, '\t': `\t`}
 	// zapJSON is zap's JSON encoder's rule, which the json format keeps to
 	// the byte (invalid UTF-8 becomes the six characters \ufffd) but for
-	// DEL, which zap writes raw: docs/events.md promises every control
-	// character escaped in every format, so it is written \u007f.
-	zapJSON = newEscaper('"', '\\', false, jsonRepl, jsonControl, `\ufffd`)
+	// what zap writes raw and a terminal or a JavaScript reader could take
+	// for a control: DEL, the C1 controls and U+2028/U+2029. docs/events.md
+	// promises every control character escaped in every format, so they
+	// are written \u007f, \u0080..\u009f, \u2028 and \u2029.
+	zapJSON = newEscaper('"', '\\', jsonRepl, jsonControl, `\ufffd`)
 	// ecsJSON writes U+FFFD itself, as docs/events.md says of ECS.
-	ecsJSON = newEscaper('"', '\\', false, jsonRepl, jsonControl, "\ufffd")
+	ecsJSON = newEscaper('"', '\\', jsonRepl, jsonControl, "\ufffd")
 	// CEF extension values escape \ and = and keep line breaks readable;
-	// other control characters, DEL included, become spaces.
-	cefValue = newEscaper('=', '\\', false, map[byte]string{'=': `\=`, '\\': `\\`, '\n': `\n`, '\r': `\r`}, space, "\ufffd")
+	// other control characters, DEL and the C1 controls included, and
+	// U+2028/U+2029 become spaces: CEF has no escape for them, and a \u
+	// written as text would read back as text.
+	cefValue = newEscaper('=', '\\', map[byte]string{'=': `\=`, '\\': `\\`, '\n': `\n`, '\r': `\r`}, space, "\ufffd")
 	// CEF header fields escape \ and |, and have no line breaks at all.
-	cefHeader = newEscaper('|', '\\', false, map[byte]string{'|': `\|`, '\\': `\\`}, space, "\ufffd")
+	cefHeader = newEscaper('|', '\\', map[byte]string{'|': `\|`, '\\': `\\`}, space, "\ufffd")
 )
 
 // appendEscaped appends s under e's rule.
@@ -133,27 +149,27 @@ func appendPair[T text](dst []byte, k string, v T, e *escaper) []byte {
 func copySafe[T text](d []byte, s T, e *escaper) int {
 	n := len(s)
 	d = d[:n]
-	ma, mb, mc := e.ma, e.mb, e.mc
+	ma, mb := e.ma, e.mb
 	switch {
 	case n >= 8:
 		i := 0
 		for ; i < n-8; i += 8 {
 			w := word(s[i : i+8])
-			if attention(w, ma, mb, mc) != 0 {
+			if attention(w, ma, mb) != 0 {
 				return i
 			}
 			binary.LittleEndian.PutUint64(d[i:], w)
 		}
 		// The last word ends the text, overlapping the one before.
 		w := word(s[n-8:])
-		if attention(w, ma, mb, mc) != 0 {
+		if attention(w, ma, mb) != 0 {
 			return i
 		}
 		binary.LittleEndian.PutUint64(d[n-8:], w)
 		return n
 	case n >= 4:
 		lo, hi := half(s[:4]), half(s[n-4:])
-		if attention(lo|hi<<32, ma, mb, mc) != 0 {
+		if attention(lo|hi<<32, ma, mb) != 0 {
 			return 0
 		}
 		binary.LittleEndian.PutUint32(d, uint32(lo))
@@ -177,19 +193,26 @@ func escape[T text](dst []byte, s T, e *escaper) []byte {
 		if i == len(s) {
 			break
 		}
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			if n := runeLen(s, i); n > 0 {
-				i += n
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, e.bad...)
+		c, n := s[i], 1
+		var r string
+		if c < utf8.RuneSelf {
+			r = e.repl[c]
 		} else {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, e.repl[c]...)
+			switch n = runeLen(s, i); {
+			case n == 2 && c == 0xc2 && s[i+1] < 0xa0:
+				r = e.c1[s[i+1]-0x80]
+			case n == 3 && c == 0xe2 && s[i+1] == 0x80 && s[i+2]&^1 == 0xa8:
+				r = e.sep[s[i+2]-0xa8]
+			case n > 0:
+				i += n // valid UTF-8, kept as it is
+				continue
+			default:
+				r, n = e.bad, 1
+			}
 		}
-		i++
+		dst = append(dst, s[start:i]...)
+		dst = append(dst, r...)
+		i += n
 		start = i
 	}
 	return append(dst, s[start:]...)
@@ -207,25 +230,25 @@ func appendJSONString[T text](dst []byte, s T) []byte {
 // what was checked before rather than byte by byte.
 func scanSafe[T text](s T, i int, e *escaper) int {
 	n := len(s)
-	ma, mb, mc := e.ma, e.mb, e.mc
+	ma, mb := e.ma, e.mb
 	switch {
 	case n-i >= 8:
 		for ; n-i >= 16; i += 16 {
 			t := s[i : i+16]
-			if attention(word(t[:8]), ma, mb, mc)|attention(word(t[8:]), ma, mb, mc) != 0 {
+			if attention(word(t[:8]), ma, mb)|attention(word(t[8:]), ma, mb) != 0 {
 				break
 			}
 		}
-		if n-i >= 8 && attention(word(s[i:i+8]), ma, mb, mc) == 0 {
+		if n-i >= 8 && attention(word(s[i:i+8]), ma, mb) == 0 {
 			i += 8
 		}
 		// Fewer than 8 bytes left: one word overlapping what was checked.
-		if n-i < 8 && (i == n || attention(word(s[n-8:]), ma, mb, mc) == 0) {
+		if n-i < 8 && (i == n || attention(word(s[n-8:]), ma, mb) == 0) {
 			return n
 		}
 	case n-i >= 4:
 		// The same with two half words.
-		if attention(half(s[i:i+4])|half(s[n-4:])<<32, ma, mb, mc) == 0 {
+		if attention(half(s[i:i+4])|half(s[n-4:])<<32, ma, mb) == 0 {
 			return n
 		}
 	}
@@ -249,12 +272,15 @@ func half[T text](t T) uint64 {
 	return uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24
 }
 
-// attention is non-zero when a byte of w is non-ASCII, a control character
-// or one of the bytes in ma, mb and mc. It is exact for the word as a whole,
+// attention is non-zero when a byte of w is non-ASCII, a control character,
+// DEL, or one of the bytes in ma and mb. It is exact for the word as a whole,
 // which is all the scan needs; the bytes are then looked at one by one.
-func attention(w, ma, mb, mc uint64) uint64 {
-	x, y, z := w^ma, w^mb, w^mc
-	return (w | (w - lo8*0x20) | ((x - lo8) &^ x) | ((y - lo8) &^ y) | ((z - lo8) &^ z)) & hi8
+func attention(w, ma, mb uint64) uint64 {
+	x, y := w^ma, w^mb
+	// w's own high bits flag non-ASCII; w-0x20 borrows into a byte's high
+	// bit below 0x20, w+1 carries into it at DEL; a borrow or carry that
+	// crosses into the next byte starts at a byte already flagged.
+	return (w | (w - lo8*0x20) | (w + lo8) | ((x - lo8) &^ x) | ((y - lo8) &^ y)) & hi8
 }
 
 // runeLen is the length of the valid UTF-8 sequence at s[i], 0 when the
@@ -364,41 +390,80 @@ func appendComplex(dst []byte, c complex128, bits int) []byte {
 // microseconds (RFC 5424 allows at most six fractional digits).
 const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
+// The seconds of the first and the last instant appendTimestamp writes
+// by hand.
+const (
+	minSec = -62135596800 // 0001-01-01T00:00:00Z
+	maxSec = 253402300799 // 9999-12-31T23:59:59Z
+)
+
 // appendTimestamp writes t in timeLayout, digit by digit: time.AppendFormat
 // interprets its layout on every call, and every record carries one to
 // three timestamps.
 func appendTimestamp(dst []byte, t time.Time) []byte {
-	const (
-		minSec = -62135596800 // 0001-01-01T00:00:00Z
-		maxSec = 253402300799 // 9999-12-31T23:59:59Z
-	)
 	sec := t.Unix()
 	if sec < minSec || sec > maxSec {
 		return t.UTC().AppendFormat(dst, timeLayout)
 	}
 	days := (sec - minSec) / 86400
-	secs := int((sec - minSec) % 86400)
-	year, month, day := civil(days)
-	us := t.Nanosecond() / 1000
 	var b [27]byte
-	pair(b[0:], year/100)
-	pair(b[2:], year%100)
-	b[4] = '-'
-	pair(b[5:], month)
-	b[7] = '-'
-	pair(b[8:], day)
-	b[10] = 'T'
-	pair(b[11:], secs/3600)
-	b[13] = ':'
-	pair(b[14:], secs/60%60)
-	b[16] = ':'
-	pair(b[17:], secs%60)
-	b[19] = '.'
-	pair(b[20:], us/10000)
-	pair(b[22:], us/100%100)
-	pair(b[24:], us%100)
-	b[26] = 'Z'
+	if d := today.Load(); d != nil && d.days == days {
+		*(*[11]byte)(b[:11]) = d.text
+	} else {
+		year, month, day := civil(days)
+		pair(b[0:], year/100)
+		pair(b[2:], year%100)
+		b[4] = '-'
+		pair(b[5:], month)
+		b[7] = '-'
+		pair(b[8:], day)
+		b[10] = 'T'
+		if d == nil || days > d.days {
+			today.Store(&dayText{days, [11]byte(b[:11])})
+		}
+	}
+	clock(&b, int((sec-minSec)%86400), t.Nanosecond()/1000)
 	return append(dst, b[:]...)
+}
+
+// today is the date of the latest day appendTimestamp wrote, "2006-01-02T":
+// records are written as they happen, so nearly all fall on it. It only
+// moves forward, so that a record of an earlier time (an exchange's
+// start) does not make the next one compute the date again.
+var today atomic.Pointer[dayText]
+
+type dayText struct {
+	days int64 // since 0001-01-01
+	text [11]byte
+}
+
+// appendTimestampNear writes t as appendTimestamp does, taking the date
+// from refText, ref as appendTimestamp wrote it, when t falls on ref's
+// day: an exchange's start is mostly on the day of its end.
+func appendTimestampNear(dst []byte, t, ref time.Time, refText []byte) []byte {
+	sec, rsec := t.Unix(), ref.Unix()
+	if sec < minSec || rsec > maxSec || len(refText) != 27 || (sec-minSec)/86400 != (rsec-minSec)/86400 {
+		return appendTimestamp(dst, t)
+	}
+	var b [27]byte
+	copy(b[:11], refText)
+	clock(&b, int((sec-minSec)%86400), t.Nanosecond()/1000)
+	return append(dst, b[:]...)
+}
+
+// clock writes the time of day, secs < 86400 seconds and us < 1e6
+// microseconds, in b[11:]: "15:04:05.000000Z". The remainders keep every
+// table index provably in range.
+func clock(b *[27]byte, secs, us int) {
+	sec, usec := uint(secs), uint(us)
+	h, m, s := sec/3600%100, sec/60%60, sec%60
+	b[11], b[12], b[13] = digitPairs[2*h], digitPairs[2*h+1], ':'
+	b[14], b[15], b[16] = digitPairs[2*m], digitPairs[2*m+1], ':'
+	b[17], b[18], b[19] = digitPairs[2*s], digitPairs[2*s+1], '.'
+	u1, u2, u3 := usec/10000%100, usec/100%100, usec%100
+	b[20], b[21] = digitPairs[2*u1], digitPairs[2*u1+1]
+	b[22], b[23] = digitPairs[2*u2], digitPairs[2*u2+1]
+	b[24], b[25], b[26] = digitPairs[2*u3], digitPairs[2*u3+1], 'Z'
 }
 
 // pair writes v < 100 as two digits.
