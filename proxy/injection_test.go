@@ -441,3 +441,22 @@ func checkCEF(rec string) error {
 	}
 	return nil
 }
+
+// TestLongSNICapped: a ClientHello may carry a server name of tens of
+// kilobytes; the event keeps the first 256 bytes, as for the user agent.
+func TestLongSNICapped(t *testing.T) {
+	sink := testnet.Sink(t)
+	h := newHarness(t, proxy.Options{AllowPorts: []int{mustPort(sink.Addr())}})
+	name := strings.Repeat("a", 4000) + ".test"
+	c, resp, br := rawConnect(t, h.addr, sink.Addr(), clientHello(name))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %d", resp.StatusCode)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, br)
+	c.Close()
+	ev := h.waitEvents(1)[0]
+	if got, _ := ev["tls_sni"].(string); got != name[:256] {
+		t.Errorf("tls_sni has %d bytes, want the first 256", len(got))
+	}
+}

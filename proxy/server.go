@@ -274,6 +274,10 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) {
 // maxUserAgent bounds a client-chosen string in every event.
 const maxUserAgent = 256
 
+// maxSNI bounds the server name a ClientHello may carry (up to 64 KiB on
+// the wire; a DNS name is at most 253 bytes).
+const maxSNI = 256
+
 func (s *Server) rules() *rules.Set { return s.opts.Rules.Load() }
 
 func (s *Server) begin(r *http.Request) *exchange {

@@ -289,6 +289,9 @@ func (c *tapConn) finish() {
 		ex.ttfb, ex.hasTTFB = c.firstByte.Sub(ex.start), true
 	}
 	ex.tlsSNI = c.up.sni
+	if len(ex.tlsSNI) > maxSNI {
+		ex.tlsSNI = ex.tlsSNI[:maxSNI]
+	}
 	ex.tlsVersion = tlsVersionName(c.down.version)
 	o, err := c.verdict()
 	if o == rules.OK && c.idleClosed.Load() {
