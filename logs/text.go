@@ -204,7 +204,15 @@ func escape[T text](dst []byte, s T, e *escaper) []byte {
 			case n == 3 && c == 0xe2 && s[i+1] == 0x80 && s[i+2]&^1 == 0xa8:
 				r = e.sep[s[i+2]-0xa8]
 			case n > 0:
-				i += n // valid UTF-8, kept as it is
+				// Valid UTF-8, kept as it is. A run of it (Japanese text)
+				// is walked here rune by rune: the word scan would stop at
+				// every one of its bytes.
+				for i += n; i < len(s) && s[i] >= utf8.RuneSelf; i += n {
+					if n = runeLen(s, i); n == 0 || (n == 2 && s[i] == 0xc2 && s[i+1] < 0xa0) ||
+						(n == 3 && s[i] == 0xe2 && s[i+1] == 0x80 && s[i+2]&^1 == 0xa8) {
+						break
+					}
+				}
 				continue
 			default:
 				r, n = e.bad, 1
