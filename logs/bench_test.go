@@ -13,7 +13,7 @@ import (
 
 // benchExchange marshals itself as proxy's exchange does: typed Add calls
 // with the same keys in the same order, rule_ids as a byte string built in
-// a stack buffer, the cause's three strings.
+// the record's own scratch, the cause's three strings.
 type benchExchange struct {
 	id                                      uint64
 	client, method, host, route, destIP     string
@@ -25,6 +25,7 @@ type benchExchange struct {
 	ruleID, ruleIDs, source, area, category string
 	required, express                       bool
 	causeID, causeTitle, causeRemedy        string
+	ids                                     [64]byte // scratch, as in proxy's record
 }
 
 func (ex *benchExchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -56,8 +57,7 @@ func (ex *benchExchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	enc.AddString("user_agent", ex.ua)
 	enc.AddString("rule_id", ex.ruleID)
-	var buf [64]byte
-	enc.AddByteString("rule_ids", append(buf[:0], ex.ruleIDs...))
+	enc.AddByteString("rule_ids", append(ex.ids[:0], ex.ruleIDs...))
 	enc.AddString("rule_source", ex.source)
 	enc.AddString("service_area", ex.area)
 	enc.AddBool("required", ex.required)
