@@ -114,7 +114,7 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 			err = cerr
 		}
 	}()
-	srv := proxy.New(probeServerOptions(cfg, set, lg.Events))
+	srv := proxy.New(tapOptions(cfg, set, lg.Events))
 	targets := srv.ProbeTargets()
 	var checks []proxy.Check
 	for _, t := range targets {
@@ -151,10 +151,10 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// probeServerOptions are the tap's options that shape its way out: the
-// same dialer, resolver, timeouts and rules as `run`.
-func probeServerOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) proxy.Options {
-	var current atomic.Pointer[rules.Set]
+// tapOptions are the tap's options that shape its way out: dialer,
+// resolver, timeouts and rules, shared by `run` and `probe`.
+func tapOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) proxy.Options {
+	current := new(atomic.Pointer[rules.Set])
 	current.Store(set)
 	lang, _ := rules.ParseLanguage(cfg.Log.Language)
 	return proxy.Options{
@@ -169,7 +169,7 @@ func probeServerOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) 
 		ExpressRoute:          cfg.Network.ExpressRoute,
 		Language:              lang,
 		RedactQuery:           cfg.Access.RedactQuery,
-		Rules:                 &current,
+		Rules:                 current,
 		Log:                   events,
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -15,7 +14,6 @@ import (
 	"github.com/m365tap/m365tap/internal/ruleset"
 	"github.com/m365tap/m365tap/logs"
 	"github.com/m365tap/m365tap/proxy"
-	"github.com/m365tap/m365tap/rules"
 )
 
 // runTap runs the proxy until SIGINT or SIGTERM, then shuts down in order:
@@ -47,35 +45,20 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	var current atomic.Pointer[rules.Set]
-	current.Store(set)
-	lang, _ := rules.ParseLanguage(cfg.Log.Language)
-
-	srv := proxy.New(proxy.Options{
-		Parent:                cfg.ParentURL(),
-		Bypass:                cfg.Parent.Bypass,
-		ProbesDirect:          cfg.Probes.Direct,
-		DNSServers:            cfg.DNS.Servers,
-		DNSTimeout:            cfg.DNS.Timeout,
-		Hosts:                 cfg.HostOverrides(),
-		ConnectTimeout:        cfg.Timeouts.Connect,
-		ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader,
-		IdleTimeout:           cfg.Timeouts.Idle,
-		ReadHeaderTimeout:     cfg.Timeouts.ReadHeader,
-		TunnelLinger:          cfg.Timeouts.TunnelLinger,
-		TunnelIdle:            cfg.Timeouts.TunnelIdle,
-		ExpressRoute:          cfg.Network.ExpressRoute,
-		Language:              lang,
-		AllowPorts:            cfg.Access.Ports,
-		Allow:                 cfg.AllowPrefixes(),
-		Users:                 cfg.Users(),
-		MaxConns:              cfg.Access.MaxConns,
-		MaxConnsPerClient:     cfg.Access.MaxConnsPerClient,
-		RedactQuery:           cfg.Access.RedactQuery,
-		Rules:                 &current,
-		Log:                   lg.Events,
-		Debug:                 lg.Debug,
-	})
+	// The same way out as `probe` (dialer, resolver, timeouts, rules),
+	// plus what only a listening tap needs.
+	opts := tapOptions(cfg, set, lg.Events)
+	opts.IdleTimeout = cfg.Timeouts.Idle
+	opts.ReadHeaderTimeout = cfg.Timeouts.ReadHeader
+	opts.TunnelLinger = cfg.Timeouts.TunnelLinger
+	opts.TunnelIdle = cfg.Timeouts.TunnelIdle
+	opts.AllowPorts = cfg.Access.Ports
+	opts.Allow = cfg.AllowPrefixes()
+	opts.Users = cfg.Users()
+	opts.MaxConns = cfg.Access.MaxConns
+	opts.MaxConnsPerClient = cfg.Access.MaxConnsPerClient
+	opts.Debug = lg.Debug
+	srv := proxy.New(opts)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -94,7 +77,7 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	)
 	fmt.Fprintf(stderr, "m365tap %s listening on %s\n", Version, ln.Addr())
 
-	go ruleset.Watch(ctx, cfg, &current, lg.Events)
+	go ruleset.Watch(ctx, cfg, opts.Rules, lg.Events)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	stopProbes := startProbes(ctx, srv, cfg.Probes.Interval)
