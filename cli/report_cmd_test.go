@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -280,21 +279,6 @@ func golden(t *testing.T, name string) string {
 	return string(b)
 }
 
-func gzipFile(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	zw.Write(data)
-	zw.Close()
-	if err := os.WriteFile(dst, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestReportCommand: files, rotated copies found beside log.file, standard
 // input, formats, language, and lines that are not records.
 func TestReportCommand(t *testing.T) {
@@ -303,7 +287,7 @@ func TestReportCommand(t *testing.T) {
 	logFile := filepath.Join(dir, "m365tap-events.log")
 	data, _ := os.ReadFile(filepath.Join(td, "bypass.log"))
 	os.WriteFile(logFile, data, 0o600)
-	gzipFile(t, filepath.Join(td, "blocking-parent.log"), filepath.Join(dir, "m365tap-events-2026-11-24T16-48-46.500.log.gz"))
+	testnet.GzipFile(t, filepath.Join(td, "blocking-parent.log"), filepath.Join(dir, "m365tap-events-2026-11-24T16-48-46.500.log.gz"))
 	os.WriteFile(filepath.Join(dir, "other.log"), []byte("not a record\n"), 0o600)
 	cfgFile := filepath.Join(dir, "m365tap.yaml")
 	os.WriteFile(cfgFile, []byte("log:\n  file: "+logFile+"\n"), 0o600)

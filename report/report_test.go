@@ -2,7 +2,6 @@ package report
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"os"
@@ -16,27 +15,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/m365tap/m365tap/internal/testnet"
 	"github.com/m365tap/m365tap/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// gzipTo writes src gzip-compressed to dst, as log rotation with
-// log.compress leaves a rotated file.
-func gzipTo(t *testing.T, src, dst string) {
-	t.Helper()
-	data, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	zw.Write(data)
-	zw.Close()
-	if err := os.WriteFile(dst, b.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func readFiles(t *testing.T, files ...string) *Aggregate {
 	t.Helper()
@@ -80,7 +63,7 @@ func TestGolden(t *testing.T) {
 	// The blocking-parent session as log rotation left it: compressed,
 	// renamed with its rotation time.
 	rotated := filepath.Join(dir, "m365tap-events-2026-11-24T16-48-46.500.log.gz")
-	gzipTo(t, filepath.Join("testdata", "blocking-parent.log"), rotated)
+	testnet.GzipFile(t, filepath.Join("testdata", "blocking-parent.log"), rotated)
 
 	cases := []struct {
 		name    string
@@ -113,7 +96,7 @@ func TestGolden(t *testing.T) {
 func TestReadGzipSameAsPlain(t *testing.T) {
 	plain := filepath.Join("testdata", "blocking-parent.log")
 	gz := filepath.Join(t.TempDir(), "x.log.gz")
-	gzipTo(t, plain, gz)
+	testnet.GzipFile(t, plain, gz)
 	bypass := filepath.Join("testdata", "bypass.log")
 	a := readFiles(t, plain, bypass).Summary(rules.LangEN)
 	b := readFiles(t, bypass, gz).Summary(rules.LangEN)
