@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"io"
 	"log"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,32 +16,12 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 
 	"github.com/m365tap/m365tap/internal/testnet"
 	"github.com/m365tap/m365tap/proxy"
 	"github.com/m365tap/m365tap/rules"
 )
-
-// listenPort listens on a well-known port of a random 127/8 address, so
-// Microsoft names mapped there by hosts overrides still match rules that
-// list only ports 80 and 443. Binding below 1024 needs root (CI runs as root).
-func listenPort(t testing.TB, port uint16) net.Listener {
-	t.Helper()
-	for range 20 {
-		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(250)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))})
-		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, port).String())
-		if err == nil {
-			return ln
-		}
-		if errors.Is(err, syscall.EACCES) {
-			t.Skip("binding a port below 1024 needs root")
-		}
-	}
-	t.Fatalf("no free 127/8 address for port %d", port)
-	return nil
-}
 
 func serveOn(t testing.TB, ln net.Listener, h http.Handler, cfg *tls.Config) {
 	srv := httptest.NewUnstartedServer(h)
@@ -92,7 +70,7 @@ func newProbeNet(t *testing.T) *probeNet {
 			io.WriteString(w, "origin")
 		}
 	})
-	web := listenPort(t, 80)
+	web := testnet.ListenWellKnown(t, 80)
 	serveOn(t, web, webHandler, nil)
 	webIP := netip.MustParseAddrPort(web.Addr().String()).Addr()
 
@@ -118,9 +96,9 @@ func newProbeNet(t *testing.T) *probeNet {
 			}
 		}
 	}
-	good := listenPort(t, 443)
+	good := testnet.ListenWellKnown(t, 443)
 	serveOn(t, good, http.NotFoundHandler(), &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, names...)}})
-	bad := listenPort(t, 443)
+	bad := testnet.ListenWellKnown(t, 443)
 	serveOn(t, bad, http.NotFoundHandler(), &tls.Config{Certificates: []tls.Certificate{testnet.NewCA(t).Leaf(t, pn.untrusted)}})
 	goodIP := netip.MustParseAddrPort(good.Addr().String()).Addr()
 	// The required hosts answer plain HTTP too (CRL downloads are port 80).

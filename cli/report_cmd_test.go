@@ -171,7 +171,7 @@ func TestRecordedSessions(t *testing.T) {
 	auth := testnet.NewParent(t, testnet.ParentOptions{Mode: testnet.ParentAuth407, User: "corp\\alice", Pass: "right"})
 	authURL := auth.URL()
 	authURL.User = url.UserPassword("corp\\alice", "wrong")
-	closed := listenPort(t, 443)
+	closed := testnet.ListenWellKnown(t, 443)
 	closedIP := strings.Split(closed.Addr().String(), ":")[0]
 	closed.Close()
 

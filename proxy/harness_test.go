@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -173,24 +170,7 @@ func want(t testing.TB, ev map[string]any, fields map[string]any) {
 // listen443 listens on port 443 of a random 127/8 address, so Microsoft host
 // names can be mapped to it with hosts overrides and still match rules that
 // list only ports 80 and 443. Binding 443 needs root (CI runs as root).
-func listen443(t testing.TB) net.Listener { return listenOn(t, 443) }
-
-// listenOn listens on a well-known port of a random 127/8 address.
-func listenOn(t testing.TB, port uint16) net.Listener {
-	t.Helper()
-	for i := 0; i < 20; i++ {
-		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(250)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))})
-		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, port).String())
-		if err == nil {
-			return ln
-		}
-		if errors.Is(err, syscall.EACCES) {
-			t.Skip("binding a port below 1024 needs root")
-		}
-	}
-	t.Fatalf("no free 127/8 address for port %d", port)
-	return nil
-}
+func listen443(t testing.TB) net.Listener { return testnet.ListenWellKnown(t, 443) }
 
 // tlsOrigin443 is a TLS origin on port 443 presenting a leaf for names.
 func tlsOrigin443(t testing.TB, ca *testnet.CA, h http.Handler, maxVersion uint16, names ...string) *httptest.Server {

@@ -15,7 +15,7 @@ import (
 func probeOrigin(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	srv := httptest.NewUnstartedServer(h)
 	srv.Listener.Close()
-	srv.Listener = listenOn(t, 80)
+	srv.Listener = testnet.ListenWellKnown(t, 80)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -430,4 +433,24 @@ func pattern(n int) []byte {
 		b[i] = byte(i % patternPeriod)
 	}
 	return b
+}
+
+// ListenWellKnown listens on a well-known port (80, 443) of a random 127/8
+// address, so that Microsoft names mapped there by hosts overrides still
+// match rules that list only those ports. Binding below 1024 needs root
+// (CI runs as root); without it the test is skipped.
+func ListenWellKnown(t testing.TB, port uint16) net.Listener {
+	t.Helper()
+	for range 20 {
+		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(250)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))})
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, port).String())
+		if err == nil {
+			return ln
+		}
+		if errors.Is(err, syscall.EACCES) {
+			t.Skip("binding a port below 1024 needs root")
+		}
+	}
+	t.Fatalf("no free 127/8 address for port %d", port)
+	return nil
 }
