@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"syscall"
 	"unicode/utf8"
 
 	"github.com/m365tap/m365tap/rules"
@@ -52,16 +51,30 @@ func clientStatus(o rules.Outcome) int {
 	return http.StatusBadGateway
 }
 
-// classifyDNS maps a resolver error. Go reports SERVFAIL and REFUSED as
-// "server misbehaving" and a malformed answer as a non-timeout, non-NotFound
-// DNSError: all of those are dns_failure.
-func classifyDNS(err error) rules.Outcome {
+// classifyDNS maps a resolver error by the running system's table.
+func classifyDNS(err error) rules.Outcome { return sysFaults.dns(err) }
+
+// classifyDial maps an error from connecting a TCP socket to a resolved
+// address by the running system's table.
+func classifyDial(err error) rules.Outcome { return sysFaults.dial(err) }
+
+// dns maps a resolver error. Go reports SERVFAIL and REFUSED as "server
+// misbehaving" and a malformed answer as a non-timeout, non-NotFound
+// DNSError: all of those are dns_failure. A system resolver's code that Go
+// leaves unflagged (Windows' WSANO_DATA) is looked up by its meaning.
+func (t *faultTable) dns(err error) rules.Outcome {
 	var de *net.DNSError
 	if errors.As(err, &de) {
 		switch {
 		case de.IsNotFound:
 			return rules.DNSNXDomain
 		case de.IsTimeout:
+			return rules.DNSTimeout
+		}
+		switch t.dnsFault(de) {
+		case faultNoSuchHost:
+			return rules.DNSNXDomain
+		case faultDNSTimeout:
 			return rules.DNSTimeout
 		}
 		return rules.DNSFailure
@@ -72,18 +85,20 @@ func classifyDNS(err error) rules.Outcome {
 	return rules.DNSFailure
 }
 
-// classifyDial maps an error from connecting a TCP socket to a resolved address.
-func classifyDial(err error) rules.Outcome {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
+// dial maps an error from connecting a TCP socket. A local abort while
+// connecting is no statement about the path, so it stays unreachable.
+func (t *faultTable) dial(err error) rules.Outcome {
+	switch t.fault(err) {
+	case faultRefused:
 		return rules.ConnectRefused
-	case errors.Is(err, syscall.ECONNRESET):
+	case faultReset:
 		return rules.ConnectionReset
-	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH),
-		errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.ENETDOWN),
-		errors.Is(err, syscall.EHOSTDOWN):
+	case faultUnreachable:
 		return rules.ConnectUnreachable
-	case isTimeout(err):
+	case faultTimeout:
+		return rules.ConnectTimeout
+	}
+	if isTimeout(err) {
 		return rules.ConnectTimeout
 	}
 	return rules.ConnectUnreachable
@@ -104,14 +119,14 @@ func classifyDial(err error) rules.Outcome {
 // 503 Service Unavailable, like a connection over access.max_conns, instead
 // of the 502 of a path that failed.
 type fdError struct {
-	errno syscall.Errno // syscall.EMFILE or syscall.ENFILE
-	op    string        // "dialing 192.0.2.1:443", "looking up login.microsoftonline.com"
+	fault netFault // faultNoFDs or faultNoFDsSystem
+	op    string   // "dialing 192.0.2.1:443", "looking up login.microsoftonline.com"
 	err   error
 }
 
 func (e *fdError) Error() string {
 	limit := "the tap's own limit (EMFILE)"
-	if e.errno == syscall.ENFILE {
+	if e.fault == faultNoFDsSystem {
 		limit = "the system-wide limit (ENFILE)"
 	}
 	return "m365tap: out of file descriptors " + e.op + ": " + limit + " was reached before anything was sent, " +
@@ -121,24 +136,31 @@ func (e *fdError) Error() string {
 func (e *fdError) Unwrap() error { return e.err }
 
 // tapFailure returns a failure for err when it is the tap out of file
-// descriptors, else nil. The resolver reports a failed dial as text only,
-// so a DNS error is recognised by the errno's message.
+// descriptors, else nil.
 func tapFailure(o rules.Outcome, op string, err error) *failure {
-	var errno syscall.Errno
-	var de *net.DNSError
-	switch {
-	case errors.Is(err, syscall.EMFILE):
-		errno = syscall.EMFILE
-	case errors.Is(err, syscall.ENFILE):
-		errno = syscall.ENFILE
-	case errors.As(err, &de) && strings.HasSuffix(de.Err, syscall.ENFILE.Error()):
-		errno = syscall.ENFILE
-	case errors.As(err, &de) && strings.HasSuffix(de.Err, syscall.EMFILE.Error()):
-		errno = syscall.EMFILE
-	default:
+	f := sysFaults.fdFault(err)
+	if f == faultNone {
 		return nil
 	}
-	return &failure{outcome: o, status: http.StatusServiceUnavailable, err: &fdError{errno: errno, op: op, err: err}}
+	return &failure{outcome: o, status: http.StatusServiceUnavailable, err: &fdError{fault: f, op: op, err: err}}
+}
+
+// fdFault is faultNoFDs or faultNoFDsSystem when err is the tap out of
+// descriptors, else faultNone. The resolver reports a failed dial as text
+// only, so a DNS error is recognised by the code's message.
+func (t *faultTable) fdFault(err error) netFault {
+	if f := t.fault(err); f == faultNoFDs || f == faultNoFDsSystem {
+		return f
+	}
+	var de *net.DNSError
+	if errors.As(err, &de) {
+		for errno, f := range t.socket {
+			if (f == faultNoFDs || f == faultNoFDsSystem) && strings.HasSuffix(de.Err, errno.Error()) {
+				return f
+			}
+		}
+	}
+	return faultNone
 }
 
 // isTapFault reports an error that is the tap's own, not the path's.
@@ -170,17 +192,25 @@ func classifyRoundTrip(err error) rules.Outcome {
 	return rules.ConnectionReset
 }
 
+// isReset reports a connection reset by the peer or torn down under the
+// tap, on any system.
 func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, syscall.ECONNABORTED)
+	f := sysFaults.fault(err)
+	return f == faultReset || f == faultAborted
 }
 
+// isTimeout reports a deadline, a net.Error that says it timed out, or a
+// system's own timeout code (Windows' WSAETIMEDOUT does not call itself a
+// timeout to Go).
 func isTimeout(err error) bool {
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return true
 	}
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return sysFaults.fault(err) == faultTimeout
 }
 
 // sanitize bounds error text for the log. Encoders escape control characters

@@ -1,0 +1,5 @@
+//go:build !windows
+
+package proxy
+
+func osTable() string { return "unix" }

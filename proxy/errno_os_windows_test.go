@@ -1,0 +1,3 @@
+package proxy
+
+func osTable() string { return "windows" }

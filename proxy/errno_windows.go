@@ -1,0 +1,4 @@
+package proxy
+
+// sysFaults is the table of the system the tap runs on.
+var sysFaults = &windowsFaults
