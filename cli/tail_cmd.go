@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -35,10 +34,13 @@ func NewTailCommand(load func() (*config.Config, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "tail [FILE|-]",
 		Short: "Follow the event log, one line per event",
-		Long: "tail follows a JSON-lines event log like tail -F: it prints the last --lines events,\n" +
+		Long: "tail follows an event log like tail -F, in any of the tap's formats (json, ecs, cef):\n" +
+			"it prints the last --lines events,\n" +
 			"then each new one as it is written, and keeps following when log rotation renames the\n" +
 			"file and starts a new one. Each event becomes one line: time, outcome, method, target,\n" +
 			"route, status, duration, rule, cause, error; coloured when standard output is a terminal.\n" +
+			"Control characters in a record (escape sequences among them) are shown as escapes, never sent\n" +
+			"to the terminal.\n" +
 			"Without FILE it follows log.file; - reads standard input to its end.",
 		Example: "  m365tap tail m365tap-events.log --failures\n" +
 			"  m365tap tail --host '*.microsoftonline.com' --cause required-endpoint-unreachable\n" +
@@ -205,18 +207,19 @@ func (p *tailPrinter) copy(r io.Reader) error {
 }
 
 // line prints one log line if it passes the filter. A line that is not a
-// JSON record is printed as it is, unless a filter is set.
+// record is printed as it is (made safe for a terminal), unless a filter
+// is set.
 func (p *tailPrinter) line(raw []byte) error {
 	raw = bytes.TrimRight(raw, "\r\n")
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil
 	}
-	var e tailEvent
-	if err := json.Unmarshal(raw, &e); err != nil || e.Msg == "" {
+	e, ok := parseRecord(raw)
+	if !ok {
 		if p.filter.active() {
 			return nil
 		}
-		_, err := fmt.Fprintf(p.w, "%s\n", raw)
+		_, err := io.WriteString(p.w, termSafe(string(raw))+"\n")
 		return err
 	}
 	if !p.filter.match(&e) {
@@ -226,19 +229,29 @@ func (p *tailPrinter) line(raw []byte) error {
 	return err
 }
 
-func (p *tailPrinter) format(e *tailEvent) string {
-	ts := e.TS
-	if t, err := time.Parse(time.RFC3339Nano, e.TS); err == nil {
-		ts = t.In(p.loc).Format("15:04:05.000")
+// formatTime renders a record's time, RFC 3339 (json, ecs) or
+// milliseconds since the epoch (cef), in the printer's zone.
+func (p *tailPrinter) formatTime(ts string) string {
+	if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		return t.In(p.loc).Format("15:04:05.000")
 	}
-	parts := []string{p.paint(ansiDim, ts)}
+	if ms, err := strconv.ParseInt(ts, 10, 64); err == nil {
+		return time.UnixMilli(ms).In(p.loc).Format("15:04:05.000")
+	}
+	return termSafe(ts)
+}
+
+// format renders an event as one line. Every value from the record passes
+// through termSafe: a crafted record must not drive the terminal.
+func (p *tailPrinter) format(e *tailEvent) string {
+	parts := []string{p.paint(ansiDim, p.formatTime(e.TS))}
 	if e.Msg != "exchange" {
-		parts = append(parts, p.paint(ansiCyan, e.Msg))
+		parts = append(parts, p.paint(ansiCyan, termSafe(e.Msg)))
 		for _, kv := range []struct{ k, v string }{
 			{"listen", e.Listen}, {"rules_version", e.RulesVersion}, {"error", e.Error},
 		} {
 			if kv.v != "" {
-				parts = append(parts, kv.k+"="+kv.v)
+				parts = append(parts, kv.k+"="+termSafe(kv.v))
 			}
 		}
 		if e.Exchanges != nil {
@@ -249,7 +262,7 @@ func (p *tailPrinter) format(e *tailEvent) string {
 		}
 		return strings.Join(parts, " ")
 	}
-	outcome := e.Outcome
+	outcome := termSafe(e.Outcome)
 	switch e.Class {
 	case "ok":
 		outcome = p.paint(ansiGreen, outcome)
@@ -266,7 +279,7 @@ func (p *tailPrinter) format(e *tailEvent) string {
 	if method == "" {
 		method = "-"
 	}
-	parts = append(parts, method)
+	parts = append(parts, termSafe(method))
 	target := e.URL
 	if target == "" {
 		target = e.Host
@@ -280,9 +293,9 @@ func (p *tailPrinter) format(e *tailEvent) string {
 	if target == "" {
 		target = "-"
 	}
-	parts = append(parts, target)
+	parts = append(parts, termSafe(target))
 	if e.Route != "" {
-		parts = append(parts, e.Route)
+		parts = append(parts, termSafe(e.Route))
 	}
 	if e.Status != 0 {
 		parts = append(parts, strconv.Itoa(e.Status))
@@ -293,16 +306,17 @@ func (p *tailPrinter) format(e *tailEvent) string {
 		parts = append(parts, strconv.FormatFloat(*e.DurationMS, 'f', -1, 64)+"ms")
 	}
 	if e.RuleID != "" {
-		parts = append(parts, "rule="+e.RuleID)
+		parts = append(parts, "rule="+termSafe(e.RuleID))
 	}
 	if e.CauseID != "" {
-		parts = append(parts, p.paint(ansiYellow, "cause="+e.CauseID))
+		parts = append(parts, p.paint(ansiYellow, "cause="+termSafe(e.CauseID)))
 	}
 	if e.TLSAlert != "" {
-		parts = append(parts, "alert="+e.TLSAlert)
+		parts = append(parts, "alert="+termSafe(e.TLSAlert))
 	}
 	if e.Error != "" {
-		parts = append(parts, p.paint(ansiDim, strconv.Quote(e.Error)))
+		// strconv.Quote escapes what termSafe does and quotes the text.
+		parts = append(parts, p.paint(ansiDim, termSafe(strconv.Quote(e.Error))))
 	}
 	return strings.Join(parts, " ")
 }
