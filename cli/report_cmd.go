@@ -4,16 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/internal/ruleset"
 	"github.com/m365tap/m365tap/report"
 	"github.com/m365tap/m365tap/rules"
 )
@@ -22,7 +25,7 @@ import (
 type reportFormat report.Format
 
 func (f *reportFormat) String() string { return string(*f) }
-func (f *reportFormat) Type() string   { return "text|json|markdown" }
+func (f *reportFormat) Type() string   { return "text|json|markdown|html" }
 func (f *reportFormat) Set(s string) error {
 	v, err := report.ParseFormat(s)
 	if err != nil {
@@ -35,6 +38,7 @@ func (f *reportFormat) Set(s string) error {
 // NewReportCommand returns `report`, the session's diagnosis from logs.
 func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 	format := reportFormat(report.FormatText)
+	var names []string
 	cmd := &cobra.Command{
 		Use:   "report [FILE...]",
 		Short: "Summarise a session's log: outcomes per rule, the article causes that apply, what to do",
@@ -42,9 +46,14 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 			"standard input) and prints, per matched rule, the exchanges that ended ok and with each\n" +
 			"other outcome, the last failure and its cause; then the article causes that apply, most\n" +
 			"important first, with their remedies, and the facts a reader of the log would miss.\n" +
+			"Each cause is split by where it was seen: on every PC that tried the host (look at the\n" +
+			"shared network path) or on one PC only (look at that PC), as the article asks. Hosts are\n" +
+			"filed under the Common endpoint set when several sets list them. --format html writes one\n" +
+			"self-contained file to attach to a ticket.\n" +
 			"Without FILE it reads log.file and its rotated copies. Texts follow log.language (--language).",
 		Example: "  m365tap report m365tap-events.log m365tap-events-*.log.gz\n" +
 			"  m365tap report --format markdown --language ja m365tap-events.log\n" +
+			"  m365tap report --format html --client-name 10.0.0.21=PC-SALES-07 session.log > report.html\n" +
 			"  m365tap run | tee session.log; m365tap report - < session.log",
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +74,14 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 				}
 			}
 			var agg report.Aggregate
+			if agg.Names, err = parseClientNames(names); err != nil {
+				return err
+			}
+			// The catalogue files each host under its Common set; without
+			// it (a broken rules file) the tap's own choice stands.
+			if set, _, err := ruleset.Load(cfg); err == nil {
+				agg.Rules = set
+			}
 			skipped := 0
 			for _, name := range args {
 				st, err := readLog(&agg, name, cmd.InOrStdin())
@@ -79,8 +96,23 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 			return agg.Summary(lang).Write(cmd.OutOrStdout(), report.Format(format))
 		},
 	}
-	cmd.Flags().Var(&format, "format", "output format: text, json or markdown")
+	cmd.Flags().Var(&format, "format", "output format: text, json, markdown or html")
+	cmd.Flags().StringArrayVar(&names, "client-name", nil, "ADDRESS=NAME: show the PC at ADDRESS by NAME (repeatable)")
 	return cmd
+}
+
+// parseClientNames reads ADDRESS=NAME pairs.
+func parseClientNames(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		addr, name, ok := strings.Cut(p, "=")
+		a, err := netip.ParseAddr(strings.TrimSpace(addr))
+		if !ok || err != nil || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("report: --client-name %q: want ADDRESS=NAME, an IP address and a name", p)
+		}
+		out[a.Unmap().String()] = strings.TrimSpace(name)
+	}
+	return out, nil
 }
 
 func readLog(agg *report.Aggregate, name string, stdin io.Reader) (report.ReadStats, error) {
@@ -139,6 +171,9 @@ func logFiles(path string) ([]string, error) {
 type session struct {
 	coll *report.Collector
 	lang rules.Language
+	// rules is the tap's rule set, reloaded as the tap reloads it: the
+	// summary files hosts under their Common set as `report` does.
+	rules *atomic.Pointer[rules.Set]
 }
 
 // newSession tees a collector onto events and returns the logger to use
@@ -153,6 +188,9 @@ func newSession(events *zap.Logger, language string) (*session, *zap.Logger) {
 
 // finish prints the summary to stderr and logs it as a "report" record.
 func (s *session) finish(events *zap.Logger, stderr io.Writer) {
+	if s.rules != nil {
+		s.coll.SetRules(s.rules.Load())
+	}
 	sum := s.coll.Summary(s.lang)
 	fmt.Fprintln(stderr)
 	_ = sum.Write(stderr, report.FormatText)

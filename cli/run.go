@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/signal"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -16,15 +14,17 @@ import (
 	"github.com/m365tap/m365tap/proxy"
 )
 
-// runTap runs the proxy until SIGINT or SIGTERM, then shuts down in order:
+// runTap runs the proxy until SIGINT or SIGTERM (on Windows: Ctrl-C,
+// Ctrl-Break, closing the console window), then shuts down in order:
 // stop accepting, let exchanges finish within shutdown.grace, close the rest
 // (each logs a shutdown event), flush the logs.
 func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	stopReq := notifyStop(ctx)
+	defer stopReq.stop()
+	ctx = stopReq.ctx
 
 	logOpts := logs.ConfigOptions(cfg.Log)
 	logOpts.Meta.Version = Version
@@ -48,6 +48,7 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	// The same way out as `probe` (dialer, resolver, timeouts, rules),
 	// plus what only a listening tap needs.
 	opts := tapOptions(cfg, set, lg.Events)
+	sess.rules = opts.Rules
 	opts.IdleTimeout = cfg.Timeouts.Idle
 	opts.ReadHeaderTimeout = cfg.Timeouts.ReadHeader
 	opts.TunnelLinger = cfg.Timeouts.TunnelLinger
@@ -72,6 +73,7 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 		zap.String("listen", ln.Addr().String()),
 		zap.String("parent", parent),
 		zap.Bool("probes_direct", cfg.Probes.Direct),
+		zap.Bool("express_route", cfg.Network.ExpressRoute),
 		zap.String("rules_version", set.Version()),
 		zap.String("config", cfg.Source()),
 	)
@@ -86,7 +88,7 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	case err = <-serveErr:
 	}
 	stopProbes()
-	srv.Shutdown(cfg.Shutdown.Grace)
+	srv.Shutdown(stopReq.grace(cfg.Shutdown.Grace))
 	sess.finish(lg.Events, stderr)
 	lg.Events.Info("stop", zap.String("listen", ln.Addr().String()))
 	return err

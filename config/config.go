@@ -168,7 +168,8 @@ type Sink struct {
 	// (log.max_size_mb, log.max_backups, log.max_age_days, log.compress).
 	Path string `mapstructure:"path"`
 	// Network is the syslog transport: udp (RFC 5426, best effort), tcp
-	// (RFC 6587 octet counting) or tls (RFC 5425).
+	// (RFC 6587 octet counting), tls (RFC 5425) or relp (RELP, rsyslog's
+	// imrelp: each event is acknowledged by the receiving daemon).
 	Network string `mapstructure:"network"`
 	// Address is the syslog receiver's host:port.
 	Address string `mapstructure:"address"`
@@ -190,7 +191,20 @@ type Sink struct {
 	// is slow or away; 0 means 10000. Beyond it events are counted as
 	// dropped and reported in an events_dropped record.
 	QueueSize int `mapstructure:"queue_size"`
+	// DiskQueue is a directory where a tcp, tls or relp syslog sink keeps
+	// its events until the receiver has acknowledged them, so that an
+	// outage longer than the memory queue, or a restart of the tap during
+	// one, loses nothing up to DiskQueueMaxMB. Empty: memory only.
+	DiskQueue string `mapstructure:"disk_queue"`
+	// DiskQueueMaxMB bounds the events held in DiskQueue, in megabytes;
+	// 0 means DefaultDiskQueueMaxMB. Beyond it events are counted as
+	// dropped and reported in an events_dropped record.
+	DiskQueueMaxMB int `mapstructure:"disk_queue_max_mb"`
 }
+
+// DefaultDiskQueueMaxMB is the bound of a sink's disk_queue when
+// disk_queue_max_mb is 0: about half a million events of 2 kB.
+const DefaultDiskQueueMaxMB = 1024
 
 // SyslogFacilities are the facility names a syslog sink accepts, with
 // their RFC 5424 codes.

@@ -50,7 +50,7 @@ const (
 	allowDuplicateHost = "want each name once; an earlier entry already maps it"
 	allowDuplicateRule = "want each id once; an earlier rule already has it"
 	allowSinkType      = "want stdout, file or syslog"
-	allowSinkNetwork   = "want udp, tcp or tls"
+	allowSinkNetwork   = "want udp, tcp, tls or relp"
 	allowSinkAddress   = "want host:port with a port 1..65535, such as siem.example.com:6514"
 	allowSinkPath      = "want each file once; log.file or an earlier sink already writes it"
 	allowOnlyFile      = "only a file sink takes a path"
@@ -60,6 +60,11 @@ const (
 	allowFacility      = "want kern, user, mail, daemon, auth, syslog, lpr, news, uucp, cron, authpriv, ftp or local0 to local7"
 	allowAppName       = "want at most 48 printable ASCII characters, no spaces"
 	allowQueueSize     = "want zero (10000 events) or a positive number of events"
+	allowDiskQueue     = "want a directory path"
+	allowDiskQueueUDP  = "want network tcp, tls or relp with a disk queue; over udp nothing tells what arrived"
+	allowDiskQueueOnce = "want each directory once; an earlier sink already queues in it"
+	allowDiskQueueMax  = "want zero (1024 MB) or a positive number of megabytes"
+	allowOnlyDiskQueue = "only a sink with a disk_queue takes this key"
 )
 
 // Validate checks every field and returns an errors.Join of *FieldError, one
@@ -245,6 +250,7 @@ func (c *Config) Validate() error {
 // file sink is a mistake, not a preference).
 func (c *Config) validateSinks(add func(key, value, allowed string)) {
 	paths := map[string]bool{}
+	queues := map[string]bool{}
 	if c.Log.File != "" {
 		paths[filepath.Clean(c.Log.File)] = true
 	}
@@ -280,7 +286,7 @@ func (c *Config) validateSinks(add func(key, value, allowed string)) {
 		syslogKeys := []struct{ name, value string }{
 			{"network", sk.Network}, {"address", sk.Address}, {"ca_file", sk.CAFile},
 			{"cert_file", sk.CertFile}, {"key_file", sk.KeyFile}, {"server_name", sk.ServerName},
-			{"facility", sk.Facility}, {"app_name", sk.AppName},
+			{"facility", sk.Facility}, {"app_name", sk.AppName}, {"disk_queue", sk.DiskQueue},
 		}
 		if sk.Type != "syslog" {
 			for _, k := range syslogKeys {
@@ -291,10 +297,13 @@ func (c *Config) validateSinks(add func(key, value, allowed string)) {
 			if sk.QueueSize != 0 {
 				add(key+".queue_size", strconv.Itoa(sk.QueueSize), allowOnlySyslog)
 			}
+			if sk.DiskQueueMaxMB != 0 {
+				add(key+".disk_queue_max_mb", strconv.Itoa(sk.DiskQueueMaxMB), allowOnlySyslog)
+			}
 			continue
 		}
 		switch sk.Network {
-		case "udp", "tcp", "tls":
+		case "udp", "tcp", "tls", "relp":
 		default:
 			add(key+".network", sk.Network, allowSinkNetwork)
 		}
@@ -324,6 +333,33 @@ func (c *Config) validateSinks(add func(key, value, allowed string)) {
 		if sk.QueueSize < 0 {
 			add(key+".queue_size", strconv.Itoa(sk.QueueSize), allowQueueSize)
 		}
+		c.validateDiskQueue(key, sk, queues, add)
+	}
+}
+
+// validateDiskQueue checks a syslog sink's disk_queue keys: a directory
+// used by one sink only (two writers would corrupt it; a second tap is
+// refused at start by the queue's lock), on a transport that acknowledges.
+func (c *Config) validateDiskQueue(key string, sk Sink, queues map[string]bool, add func(key, value, allowed string)) {
+	if sk.DiskQueueMaxMB < 0 {
+		add(key+".disk_queue_max_mb", strconv.Itoa(sk.DiskQueueMaxMB), allowDiskQueueMax)
+	}
+	if sk.DiskQueue == "" {
+		if sk.DiskQueueMaxMB != 0 {
+			add(key+".disk_queue_max_mb", strconv.Itoa(sk.DiskQueueMaxMB), allowOnlyDiskQueue)
+		}
+		return
+	}
+	dir := filepath.Clean(sk.DiskQueue)
+	switch {
+	case strings.TrimSpace(sk.DiskQueue) == "":
+		add(key+".disk_queue", sk.DiskQueue, allowDiskQueue)
+	case sk.Network == "udp":
+		add(key+".disk_queue", sk.DiskQueue, allowDiskQueueUDP)
+	case queues[dir]:
+		add(key+".disk_queue", sk.DiskQueue, allowDiskQueueOnce)
+	default:
+		queues[dir] = true
 	}
 }
 

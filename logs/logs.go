@@ -1,7 +1,7 @@
 // Package logs builds the event stream: zap cores writing the events in the
 // tap's own JSON, in Elastic Common Schema (ecs) or in ArcSight CEF (cef),
 // to standard output, to rotating files and to syslog receivers (RFC 5424
-// over UDP, TCP or TLS), each output with its own format and level.
+// over UDP, TCP, TLS or RELP), each output with its own format and level.
 //
 // Sampling is off (every exchange event carries the same message, and
 // zap's sampler keys on the message, so sampling would silently drop all
@@ -302,13 +302,13 @@ func (b *builder) syslog(sk config.Sink, format string, lvl zapcore.Level) (zapc
 		b.o.tune(&cfg)
 	}
 	switch sk.Network {
-	case "udp", "tcp":
+	case "udp", "tcp", "relp":
 	case "tls":
 		if cfg.tls, err = sinkTLS(sk); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("network %q: want udp, tcp or tls", sk.Network)
+		return nil, fmt.Errorf("network %q: want udp, tcp, tls or relp", sk.Network)
 	}
 	facility := 16 // local0
 	if sk.Facility != "" {
@@ -321,6 +321,22 @@ func (b *builder) syslog(sk config.Sink, format string, lvl zapcore.Level) (zapc
 	app := sk.AppName
 	if app == "" {
 		app = "m365tap"
+	}
+	if sk.DiskQueue != "" {
+		if sk.Network == "udp" {
+			return nil, fmt.Errorf("disk_queue %s: over udp nothing tells what arrived", sk.DiskQueue)
+		}
+		mb := sk.DiskQueueMaxMB
+		if mb <= 0 {
+			mb = config.DefaultDiskQueueMaxMB
+		}
+		stderr, name := b.o.Stderr, cfg.name
+		report := func(format string, args ...any) {
+			fmt.Fprintf(stderr, "m365tap: log sink %s: %s\n", name, fmt.Sprintf(format, args...))
+		}
+		if cfg.disk, err = openDiskQueue(sk.DiskQueue, int64(mb)<<20, report); err != nil {
+			return nil, fmt.Errorf("disk_queue: %w", err)
+		}
 	}
 	s := newShipper(cfg, newSyslogHeader(facility, b.o.Meta.Hostname, app, os.Getpid()), enc.Clone())
 	b.l.shippers = append(b.l.shippers, s)
@@ -371,6 +387,11 @@ func (l *Logs) buffered(ws zapcore.WriteSyncer, every time.Duration) zapcore.Wri
 func (l *Logs) abort() {
 	for _, c := range l.closers {
 		_ = c()
+	}
+	for _, s := range l.shippers {
+		if s.dq != nil {
+			s.dq.close()
+		}
 	}
 	l.closers, l.shippers = nil, nil
 }

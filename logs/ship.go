@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,15 +35,27 @@ import (
 // receiver's kernel but never read by the daemon (it crashed with them in
 // its socket buffer) cannot be seen from here. Elsewhere than on Linux, and
 // over UDP, a record leaves the queue once written.
+//
+// Over RELP (relp.go) a record leaves the queue once the receiving daemon
+// has answered its syslog command with "200": the gap above is closed. A
+// record whose answer was lost with the connection is sent again, so the
+// receiver may get it twice (at least once, never lost).
+//
+// With a disk queue (diskqueue.go) the records go through files first and
+// the memory queue is filled from them, so the bound is the disk's and a
+// restarted tap sends what the previous run held.
 
 // shipConfig is one network sink's settings.
 type shipConfig struct {
 	name    string // for messages: "syslog tcp 127.0.0.1:514"
-	network string // udp, tcp or tls
+	network string // udp, tcp, tls or relp
 	address string
 	tls     *tls.Config
 	queue   int
 	stderr  io.Writer
+	// disk, when set, is the sink's disk queue (opened by the builder);
+	// the shipper owns it from then on and closes it in finish.
+	disk *diskQueue
 
 	dialTimeout  time.Duration
 	writeTimeout time.Duration
@@ -108,6 +121,17 @@ type shipper struct {
 	localDrops  uint64 // drops told to the local sinks
 	lastLocal   time.Time
 	warnedFull  bool
+
+	// RELP: syslog commands sent on the current connection, and how many
+	// of them the receiver has answered (set by the reader goroutine).
+	relpSent  uint64
+	relpAcked atomic.Uint64
+
+	// Disk queue (nil without one): the position each slot's record ends
+	// at in the files, and the logging call's framing buffer (under mu).
+	dq      *diskQueue
+	dpos    []diskPos
+	scratch []byte
 }
 
 // dropRecord is an events_dropped record written to the sink and not yet
@@ -140,7 +164,7 @@ func newShipper(cfg shipConfig, hdr syslogHeader, enc zapcore.Encoder) *shipper 
 	if cfg.stderr == nil {
 		cfg.stderr = io.Discard
 	}
-	return &shipper{
+	s := &shipper{
 		cfg:    cfg,
 		hdr:    hdr,
 		enc:    enc,
@@ -150,7 +174,12 @@ func newShipper(cfg shipConfig, hdr syslogHeader, enc zapcore.Encoder) *shipper 
 		wake:   make(chan struct{}, 1),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
+		dq:     cfg.disk,
 	}
+	if s.dq != nil {
+		s.dpos = make([]diskPos, cfg.queue)
+	}
+	return s
 }
 
 // shipCore is the zapcore.Core of a network sink.
@@ -190,17 +219,28 @@ func (c *shipCore) Write(ent zapcore.Entry, fields []zapcore.Field) error {
 // Logs.Close drains the queue.
 func (c *shipCore) Sync() error { return nil }
 
-// enqueue frames the record into the next free slot, or counts it dropped.
+// enqueue frames the record into the next free slot (or, with a disk
+// queue, onto the disk queue's buffer), or counts it dropped.
 func (s *shipper) enqueue(ent zapcore.Entry, payload []byte) {
 	s.mu.Lock()
-	if s.closed || s.n == len(s.slots) {
+	switch {
+	case s.closed:
 		s.drops++
-		s.mu.Unlock()
-		return
+	case s.dq != nil:
+		s.scratch = s.hdr.appendFrame(s.scratch[:0], ent, payload)
+		if !s.dq.append(s.scratch) {
+			s.drops++
+		}
+		if cap(s.scratch) > keepSlot {
+			s.scratch = nil
+		}
+	case s.n == len(s.slots):
+		s.drops++
+	default:
+		i := (s.head + s.n) % len(s.slots)
+		s.slots[i] = s.hdr.appendFrame(s.slots[i][:0], ent, payload)
+		s.n++
 	}
-	i := (s.head + s.n) % len(s.slots)
-	s.slots[i] = s.hdr.appendFrame(s.slots[i][:0], ent, payload)
-	s.n++
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -242,6 +282,9 @@ func (s *shipper) run() {
 			break
 		}
 		s.reportLocal(now, false)
+		if s.dq != nil {
+			s.diskWrite()
+		}
 		if s.conn == nil && !now.Before(retry) {
 			if err := s.connect(deadline); err != nil {
 				fail(now, err)
@@ -350,6 +393,9 @@ func (s *shipper) connect(deadline time.Time) error {
 		return err
 	}
 	tcp := c.(*net.TCPConn)
+	if s.cfg.network == "relp" {
+		return s.connectRELP(tcp, deadline)
+	}
 	// The SYN counts as one acknowledged byte; anything less means the
 	// kernel does not report tcpi_bytes_acked.
 	base, ok := tcpAcked(tcp)
@@ -392,6 +438,71 @@ func (s *shipper) connect(deadline time.Time) error {
 	return nil
 }
 
+// connectRELP opens a RELP session on a connected socket and starts the
+// reader of the receiver's answers.
+func (s *shipper) connectRELP(tcp *net.TCPConn, deadline time.Time) error {
+	openBy := time.Now().Add(s.cfg.dialTimeout)
+	if !deadline.IsZero() && deadline.Before(openBy) {
+		openBy = deadline
+	}
+	r, err := relpOpen(tcp, openBy)
+	if err != nil {
+		tcp.Close()
+		return err
+	}
+	s.tcp, s.wire, s.ackOK = tcp, &countConn{Conn: tcp}, false
+	s.conn = s.wire
+	s.relpSent = 0
+	s.relpAcked.Store(0)
+	s.dead = make(chan struct{})
+	s.readerDone = make(chan struct{})
+	s.readErr = nil
+	go s.readRELPAnswers(r, s.dead, s.readerDone)
+	return nil
+}
+
+// readRELPAnswers counts the receiver's "200" answers, which come in the
+// order of the commands (the open was 1, the first syslog command 2). Any
+// other answer, a hint other than serverclose, or a frame out of order
+// ends the connection: what it carried is sent again on the next one.
+func (s *shipper) readRELPAnswers(r *bufio.Reader, dead, done chan struct{}) {
+	defer close(done)
+	defer close(dead)
+	var buf []byte
+	next := uint64(2)
+	for {
+		f, b, err := readRELP(r, buf)
+		buf = b
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.readErr = err
+			}
+			return
+		}
+		switch {
+		case f.txnr == 0 && f.cmd == "serverclose":
+			return
+		case f.cmd == "rsp" && f.txnr == relpTxnr(next):
+			if code, text := relpStatus(f.data); code != 200 && len(f.data) > 0 {
+				// imrelp answers 500 only to a command it has disabled.
+				s.readErr = fmt.Errorf("relp: the receiver answered %d %s", code, text)
+				return
+			}
+			next++
+			s.relpAcked.Add(1)
+			if r.Buffered() == 0 {
+				select {
+				case s.wake <- struct{}{}:
+				default:
+				}
+			}
+		default:
+			s.readErr = fmt.Errorf("relp: unexpected %q frame with transaction %d (awaiting %d)", f.cmd, f.txnr, relpTxnr(next))
+			return
+		}
+	}
+}
+
 // disconnect closes the connection; records written on it and not
 // acknowledged go out again on the next.
 func (s *shipper) disconnect() {
@@ -410,10 +521,14 @@ func (s *shipper) disconnect() {
 	s.pending.active = false
 }
 
-// acked is how far the stream is known delivered.
+// acked is how far the stream is known delivered: bytes, or over RELP
+// syslog commands answered.
 func (s *shipper) acked() uint64 {
 	if s.wire == nil {
 		return 0
+	}
+	if s.cfg.network == "relp" {
+		return s.relpAcked.Load()
 	}
 	if s.ackOK && s.tcp != nil {
 		if a, ok := tcpAcked(s.tcp); ok {
@@ -430,13 +545,21 @@ func (s *shipper) acked() uint64 {
 func (s *shipper) release() {
 	acked := s.acked()
 	s.mu.Lock()
+	released := false
+	var last diskPos
 	for s.sent > 0 && s.ends[s.head] <= acked {
 		if cap(s.slots[s.head]) > keepSlot {
 			s.slots[s.head] = nil
 		}
+		if s.dq != nil {
+			last, released = s.dpos[s.head], true
+		}
 		s.head = (s.head + 1) % len(s.slots)
 		s.n--
 		s.sent--
+	}
+	if released {
+		s.dq.ack(last)
 	}
 	s.mu.Unlock()
 	if s.pending.active && s.pending.end <= acked {
@@ -451,7 +574,40 @@ func (s *shipper) release() {
 func (s *shipper) unsent() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.n > s.sent
+	return s.n > s.sent || s.dq != nil && s.n < len(s.slots) && s.dq.unread()
+}
+
+// diskWrite writes what the logging calls appended to the disk queue, so
+// that it is in the files (and survives a crash of the tap) within one
+// turn of the sender's loop.
+func (s *shipper) diskWrite() {
+	s.mu.Lock()
+	s.drops += uint64(s.dq.flush())
+	s.mu.Unlock()
+}
+
+// refill moves records from the disk queue into the free slots, in order.
+func (s *shipper) refill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drops += uint64(s.dq.flush())
+	for s.n < len(s.slots) {
+		i := (s.head + s.n) % len(s.slots)
+		rec, end, ok := s.dq.next(s.slots[i])
+		if !ok {
+			return
+		}
+		s.slots[i], s.dpos[i] = rec, end
+		s.n++
+	}
+}
+
+// fullReason is the events_dropped reason for a record that found no room.
+func (s *shipper) fullReason() string {
+	if s.dq != nil {
+		return "disk_queue_full"
+	}
+	return "queue_full"
 }
 
 func (s *shipper) unacked() bool {
@@ -463,7 +619,7 @@ func (s *shipper) unacked() bool {
 func (s *shipper) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.n == 0 && s.drops == s.sentDrops && !s.pending.active
+	return s.n == 0 && s.drops == s.sentDrops && !s.pending.active && (s.dq == nil || !s.dq.unread())
 }
 
 func (s *shipper) loadDrops() uint64 {
@@ -492,6 +648,9 @@ func (s *shipper) flush(now time.Time, draining bool, deadline time.Time) error 
 		}
 	}
 	for range 16 {
+		if s.dq != nil {
+			s.refill()
+		}
 		s.mu.Lock()
 		start, avail := (s.head+s.sent)%len(s.slots), s.n-s.sent
 		s.mu.Unlock()
@@ -510,6 +669,26 @@ func (s *shipper) flush(now time.Time, draining bool, deadline time.Time) error 
 				return err
 			}
 			k = 1
+		} else if s.cfg.network == "relp" {
+			// Within the window; each record's end is its own command.
+			window := relpWindow - int(s.relpSent-s.relpAcked.Load())
+			if window <= 0 {
+				return nil
+			}
+			s.wbuf = s.wbuf[:0]
+			for k < avail && k < window && (k == 0 || len(s.wbuf) < maxBatch) {
+				i := (start + k) % len(s.slots)
+				s.relpSent++
+				s.wbuf = appendRELP(s.wbuf, relpTxnr(s.relpSent+1), "syslog", s.slots[i])
+				s.ends[i] = s.relpSent
+				k++
+			}
+			if _, err := s.conn.Write(s.wbuf); err != nil {
+				return err
+			}
+			if cap(s.wbuf) > 4*maxBatch {
+				s.wbuf = nil
+			}
 		} else {
 			s.wbuf = s.wbuf[:0]
 			for k < avail && (k == 0 || len(s.wbuf) < maxBatch) {
@@ -523,9 +702,11 @@ func (s *shipper) flush(now time.Time, draining bool, deadline time.Time) error 
 				s.wbuf = nil
 			}
 		}
-		end := s.wire.n.Load()
-		for j := range k {
-			s.ends[(start+j)%len(s.slots)] = end
+		if s.cfg.network != "relp" {
+			end := s.wire.n.Load()
+			for j := range k {
+				s.ends[(start+j)%len(s.slots)] = end
+			}
 		}
 		s.mu.Lock()
 		s.sent += k
@@ -546,19 +727,28 @@ func (s *shipper) dropFields(n uint64, reason string) []zapcore.Field {
 
 func (s *shipper) writeDropRecord(now time.Time, drops uint64) error {
 	ent := zapcore.Entry{Level: zapcore.WarnLevel, Time: now, Message: "events_dropped"}
-	buf, err := s.enc.EncodeEntry(ent, s.dropFields(drops-s.sentDrops, "queue_full"))
+	buf, err := s.enc.EncodeEntry(ent, s.dropFields(drops-s.sentDrops, s.fullReason()))
 	if err != nil {
 		return err
 	}
 	frame := s.hdr.appendFrame(nil, ent, buf.Bytes())
 	buf.Free()
-	if s.cfg.network != "udp" {
+	switch s.cfg.network {
+	case "udp":
+	case "relp":
+		s.relpSent++
+		frame = appendRELP(nil, relpTxnr(s.relpSent+1), "syslog", frame)
+	default:
 		frame = appendOctetCounted(nil, frame)
 	}
 	if _, err := s.conn.Write(frame); err != nil {
 		return err
 	}
-	s.pending = dropRecord{active: true, upTo: drops, end: s.wire.n.Load()}
+	end := s.wire.n.Load()
+	if s.cfg.network == "relp" {
+		end = s.relpSent
+	}
+	s.pending = dropRecord{active: true, upTo: drops, end: end}
 	s.lastRecord = now
 	return nil
 }
@@ -577,7 +767,7 @@ func (s *shipper) reportLocal(now time.Time, final bool) {
 	if !final && now.Sub(s.lastLocal) < s.cfg.reportEvery {
 		return
 	}
-	s.locals.Warn("events_dropped", s.dropFields(drops-s.localDrops, "queue_full")...)
+	s.locals.Warn("events_dropped", s.dropFields(drops-s.localDrops, s.fullReason())...)
 	s.localDrops, s.lastLocal = drops, now
 }
 
@@ -607,11 +797,26 @@ func (s *shipper) noteConnected() {
 
 // finish runs when the drain ends: what is still queued was not sent.
 func (s *shipper) finish() {
+	if s.cfg.network == "relp" && s.conn != nil {
+		s.closeRELP()
+	}
 	s.disconnect()
 	s.mu.Lock()
 	s.closed = true
 	unsent, drops := s.n, s.drops
+	var kept int64
+	if s.dq != nil {
+		// What the receiver has not acknowledged stays in the files for
+		// the next start: it is not lost.
+		s.drops += uint64(s.dq.flush())
+		drops, kept, unsent = s.drops, s.dq.used, 0
+		s.dq.close()
+	}
 	s.mu.Unlock()
+	if kept > 0 {
+		fmt.Fprintf(s.cfg.stderr, "m365tap: log sink %s: %d bytes of events not yet acknowledged stay in the disk queue %s and are sent after the next start\n",
+			s.cfg.name, kept, s.dq.dir)
+	}
 	if unsent == 0 && drops == 0 {
 		return
 	}
@@ -622,6 +827,21 @@ func (s *shipper) finish() {
 		s.locals.Warn("events_dropped", s.dropFields(untold, "shutdown")...)
 	}
 	s.localDrops = drops
+}
+
+// closeRELP ends the session as RELP asks: a close command, then the
+// receiver's answer and its serverclose (at most a second).
+func (s *shipper) closeRELP() {
+	if err := s.conn.SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
+		return
+	}
+	if _, err := s.conn.Write(appendRELP(nil, relpTxnr(s.relpSent+2), "close", nil)); err != nil {
+		return
+	}
+	select {
+	case <-s.dead:
+	case <-time.After(time.Second):
+	}
 }
 
 // close stops taking records and drains the queue until deadline.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -123,6 +124,23 @@ func ParseAnswer(s string) ([]Hop, error) {
 	return hops, first
 }
 
+// validHost accepts a DNS name (letters, digits, '-', '_' and dots), an
+// IPv4 address or an IPv6 address without brackets: anything else cannot
+// be dialled and must not reach the dialer.
+func validHost(h string) bool {
+	if strings.Contains(h, ":") {
+		a, err := netip.ParseAddr(h)
+		return err == nil && a.Is6() && a.Zone() == ""
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return len(h) <= 253
+}
+
 func parseEntry(entry string) (Hop, string) {
 	word, arg, _ := strings.Cut(entry, " ")
 	if i := strings.IndexAny(word, "\t"); i >= 0 {
@@ -161,9 +179,11 @@ func parseEntry(entry string) (Hop, string) {
 	} else if strings.Count(arg, ":") == 1 || strings.HasPrefix(arg, "[") {
 		return Hop{}, "want host:port"
 	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
 	if host == "" {
 		return Hop{}, "no proxy host"
+	}
+	if !validHost(host) {
+		return Hop{}, "want host:port with a host name or IP address"
 	}
 	p := defaultPort(k)
 	if port != "" {

@@ -45,12 +45,20 @@ type Script struct {
 // Compile checks the size cap and compiles src. The source is named name in
 // error messages (a path or URL).
 func Compile(name string, src []byte) (*Script, error) {
+	s, err := compile(name, src)
+	if err != nil {
+		return nil, fmt.Errorf("pac: %s: %w", name, err)
+	}
+	return s, nil
+}
+
+func compile(name string, src []byte) (*Script, error) {
 	if len(src) > MaxScriptSize {
-		return nil, fmt.Errorf("pac: %s: %d bytes: %w", name, len(src), ErrTooLarge)
+		return nil, fmt.Errorf("%d bytes: %w", len(src), ErrTooLarge)
 	}
 	prog, err := goja.Compile(name, string(src), false)
 	if err != nil {
-		return nil, fmt.Errorf("pac: %s: %w: %s", name, ErrCompile, oneLine(err.Error()))
+		return nil, fmt.Errorf("%w: %s", ErrCompile, oneLine(err.Error()))
 	}
 	sum := sha256.Sum256(src)
 	return &Script{prog: prog, SHA256: hex.EncodeToString(sum[:]), Size: len(src)}, nil

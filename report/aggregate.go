@@ -1,6 +1,8 @@
 package report
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -12,8 +14,18 @@ import (
 // Aggregate accumulates records. The zero value is ready to use; it is not
 // safe for concurrent use (the Collector locks around it).
 type Aggregate struct {
-	rows   map[rowKey]*row
-	causes map[string]*causeAgg
+	// Rules, when set, files each host under the set rules.ReportRule
+	// picks among every set that matches it (the Common set before a
+	// SharePoint one); without it a host is filed under the rule the tap
+	// chose, as its events say.
+	Rules *rules.Set
+	// Names maps a PC's address to the name shown beside it
+	// (clients.names).
+	Names map[string]string
+
+	hosts   map[string]*hostAgg // by host; "" gathers the exchanges no rule matched
+	causes  map[string]*causeAgg
+	clients map[string]*clientAgg // by address, without the port
 
 	first, last time.Time // bound the exchanges seen
 	exchanges   int
@@ -21,53 +33,88 @@ type Aggregate struct {
 	active      int // exchanges written by the active probe (probe_check)
 	passive     int // every other exchange: a client's
 	ncsiPassive int // clients' requests for an NCSI probe path
-	listen      string
 
-	// Exchanges by host and route, for hosts some rule matched; required
-	// marks the endpoints of the article's §1 list.
-	hosts map[string]*hostStat
+	// From the start records: the last one wins.
+	listen, version, parent, rulesVersion string
+	expressRoute                          *bool
+	starts                                int
+	startTime                             time.Time
 }
 
-// hostStat counts the ok and failed exchanges with one host, by route.
-type hostStat struct {
-	routes   [numRoutes]struct{ ok, failed int }
-	required bool
+// hostAgg is one row of the report: every exchange with one host.
+type hostAgg struct {
+	host string
+	port int // the first port seen, to match the host against Rules
+	// The tap's rule for the host, from the latest exchange that had one.
+	ruleID, source, area string
+	ruleIDs              string
+	required, probe      bool
+	probeCheck           bool // seen by the active probe only, no rule (the DNS probe)
+
+	exchanges, ok, failed int
+	outcomes              map[string]int
+	last                  Failure // valid when hasLast
+	hasLast               bool
+	cause                 string
+	causeTime             time.Time
+
+	// When: first exchange, first and last failure, last success.
+	firstSeen, firstFail, lastFail, lastOK time.Time
+
+	routes [numRoutes]struct{ ok, failed int }
+	// requiredEP marks the endpoints of the article's §1 list.
+	requiredEP bool
 	// noRoute counts failures other than a parent's 407, which says
 	// nothing about whether there is a route.
 	noRoute int
+
+	// pcs counts, per PC, its ok and failed exchanges with the host.
+	pcs map[string]*pcCount
+	// issuer is the certificate issuer a failed handshake showed, when the
+	// tap could read it.
+	issuer string
+	// The active probe's checks of the host: how many, how many failed,
+	// the latest outcome.
+	checks, checksFailed int
+	checkLast            string
+	checkLastTime        time.Time
 }
 
-type rowKey struct {
-	rule string
-	host string // only for rule-less checks of the active probe (the DNS probe)
-}
+type pcCount struct{ ok, failed int }
 
-type row struct {
-	key       rowKey
-	source    string
-	area      string
-	required  bool
-	exchanges int
-	ok        int
-	outcomes  map[string]int
-	last      Failure // valid when hasLast; a value, so a failure allocates nothing
-	hasLast   bool
-	cause     string
-	causeTime time.Time
-}
-
+// causeAgg is one cause, by host.
 type causeAgg struct {
 	exchanges int
-	hosts     map[string]bool
-	rules     map[string]bool
-	routes    map[string]int
-	active    int // of exchanges, made by the active probe
+	hosts     map[string]*causeHost
+}
+
+// causeHost is one cause on one host.
+type causeHost struct {
+	exchanges, active int
+	routes            map[string]int
+	rules             map[string]bool
+	// pcs counts the PCs' exchanges that had the cause.
+	pcs map[string]int
+}
+
+// clientAgg is one PC.
+type clientAgg struct {
+	exchanges, failed int
+	ncsi, ncsiFailed  int
+	failedHosts       map[string]int
+	causes            map[string]int
+	first, last       time.Time
 }
 
 // maxHosts bounds each set of host names the aggregate keeps, so a tap
 // that runs for weeks in front of a failing parent (every browsed host then
-// has a cause) keeps bounded memory. Hosts beyond it are counted, not named.
-const maxHosts = 4096
+// has a cause) keeps bounded memory. Hosts beyond it are counted in the
+// no-rule row, not named. maxClients bounds the PCs the same way: an
+// office's central tap sees hundreds, not tens of thousands.
+const (
+	maxHosts   = 4096
+	maxClients = 16384
+)
 
 const (
 	routeNone = iota
@@ -86,23 +133,51 @@ func routeIndex(s string) int {
 	return routeNone
 }
 
+// clientAddress is the PC of a record: its address without the port; ""
+// for the active probe, which is the tap itself.
+func clientAddress(r *Record) string {
+	if r.Client == "" || r.ProbeCheck != "" {
+		return ""
+	}
+	if ap, err := netip.ParseAddrPort(r.Client); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if host, _, err := net.SplitHostPort(r.Client); err == nil {
+		return host
+	}
+	return r.Client
+}
+
 // Add accounts one record. Records other than "exchange" and "start" are
 // ignored, so a whole log can be fed as it is.
 func (a *Aggregate) Add(r *Record) {
 	switch r.Msg {
 	case "start":
+		// The latest start record gives the settings, whatever order the
+		// files are read in.
+		if a.starts > 0 && r.Time.Before(a.startTime) {
+			a.starts++
+			return
+		}
+		a.starts++
+		a.startTime = r.Time
 		if r.Listen != "" {
 			a.listen = r.Listen
+		}
+		a.version, a.parent, a.rulesVersion = r.Version, r.Parent, r.RulesVersion
+		if r.ExpressRoute != nil {
+			er := *r.ExpressRoute
+			a.expressRoute = &er
 		}
 		return
 	case "exchange":
 	default:
 		return
 	}
-	if a.rows == nil {
-		a.rows = map[rowKey]*row{}
+	if a.hosts == nil {
+		a.hosts = map[string]*hostAgg{}
 		a.causes = map[string]*causeAgg{}
-		a.hosts = map[string]*hostStat{}
+		a.clients = map[string]*clientAgg{}
 	}
 	a.exchanges++
 	if a.first.IsZero() || r.Time.Before(a.first) {
@@ -120,69 +195,162 @@ func (a *Aggregate) Add(r *Record) {
 		}
 	}
 	failed := r.Class == rules.ClassFailed.String()
+	ok := r.Outcome == rules.OK.String()
 	if failed {
 		a.failed++
 	}
+	pc := clientAddress(r)
 
-	key := rowKey{rule: r.RuleID}
-	if r.RuleID == "" && r.ProbeCheck != "" {
-		key.host = r.Host
+	key := ""
+	if r.RuleID != "" || r.ProbeCheck != "" {
+		key = r.Host
 	}
-	rw := a.rows[key]
-	if rw == nil {
-		rw = &row{key: key, source: r.RuleSource, area: r.ServiceArea, required: r.Required, outcomes: map[string]int{}}
-		a.rows[key] = rw
+	h := a.hosts[key]
+	if h == nil && len(a.hosts) >= maxHosts {
+		key, h = "", a.hosts[""]
 	}
-	rw.exchanges++
-	if r.Outcome == rules.OK.String() {
-		rw.ok++
-	} else {
-		rw.outcomes[r.Outcome]++
+	if h == nil {
+		h = &hostAgg{host: key, port: r.Port, outcomes: map[string]int{}, pcs: map[string]*pcCount{}}
+		a.hosts[key] = h
 	}
-	if failed && (!rw.hasLast || !r.Time.Before(rw.last.Time)) {
-		rw.last, rw.hasLast = failureOf(r), true
+	if r.RuleID != "" {
+		h.ruleID, h.source, h.area, h.required, h.ruleIDs = r.RuleID, r.RuleSource, r.ServiceArea, r.Required, r.RuleIDs
+		h.probe = h.probe || r.RuleSource == rules.SourceNCSI.String() || r.Probe
+	} else if key != "" && h.ruleID == "" {
+		h.probeCheck = true
 	}
-	if r.CauseID != "" && (rw.cause == "" || !r.Time.Before(rw.causeTime)) {
-		rw.cause, rw.causeTime = r.CauseID, r.Time
+	h.exchanges++
+	if h.firstSeen.IsZero() || r.Time.Before(h.firstSeen) {
+		h.firstSeen = r.Time
+	}
+	switch {
+	case ok:
+		h.ok++
+		if r.Time.After(h.lastOK) {
+			h.lastOK = r.Time
+		}
+	default:
+		h.outcomes[r.Outcome]++
+	}
+	if failed {
+		h.failed++
+		if h.firstFail.IsZero() || r.Time.Before(h.firstFail) {
+			h.firstFail = r.Time
+		}
+		if !r.Time.Before(h.lastFail) {
+			h.lastFail = r.Time
+		}
+		if !h.hasLast || !r.Time.Before(h.last.Time) {
+			h.last, h.hasLast = failureOf(r), true
+		}
+		if r.TLSIssuer != "" {
+			h.issuer = r.TLSIssuer
+		}
+	}
+	if r.CauseID != "" && (h.cause == "" || !r.Time.Before(h.causeTime)) {
+		h.cause, h.causeTime = r.CauseID, r.Time
+	}
+	if r.ProbeCheck != "" {
+		h.checks++
+		if failed {
+			h.checksFailed++
+		}
+		if !r.Time.Before(h.checkLastTime) {
+			h.checkLast, h.checkLastTime = r.Outcome, r.Time
+		}
+	}
+	if key != "" {
+		// A host whose winning rule is optional can still be required
+		// through another matching rule; its failures' cause says so.
+		h.requiredEP = h.requiredEP || requiredEndpoint(r)
+		ri := routeIndex(r.Route)
+		switch {
+		case ok:
+			h.routes[ri].ok++
+		case failed:
+			h.routes[ri].failed++
+			if r.Outcome != rules.ParentAuthRequired.String() {
+				h.noRoute++
+			}
+		}
+	}
+	if pc != "" && (ok || failed) {
+		pcc := h.pcs[pc]
+		if pcc == nil && len(h.pcs) < maxClients {
+			pcc = new(pcCount)
+			h.pcs[pc] = pcc
+		}
+		if pcc != nil {
+			if ok {
+				pcc.ok++
+			} else {
+				pcc.failed++
+			}
+		}
 	}
 
 	if r.CauseID != "" {
 		c := a.causes[r.CauseID]
 		if c == nil {
-			c = &causeAgg{hosts: map[string]bool{}, rules: map[string]bool{}, routes: map[string]int{}}
+			c = &causeAgg{hosts: map[string]*causeHost{}}
 			a.causes[r.CauseID] = c
 		}
 		c.exchanges++
-		if r.Host != "" && (len(c.hosts) < maxHosts || c.hosts[r.Host]) {
-			c.hosts[r.Host] = true
+		ch := c.hosts[r.Host]
+		if ch == nil && len(c.hosts) >= maxHosts {
+			ch = c.hosts[""]
 		}
+		if ch == nil {
+			name := r.Host
+			if len(c.hosts) >= maxHosts {
+				name = ""
+			}
+			ch = &causeHost{routes: map[string]int{}, rules: map[string]bool{}, pcs: map[string]int{}}
+			c.hosts[name] = ch
+		}
+		ch.exchanges++
 		if r.RuleID != "" {
-			c.rules[r.RuleID] = true
+			ch.rules[r.RuleID] = true
 		}
 		if r.Route != "" {
-			c.routes[r.Route]++
+			ch.routes[r.Route]++
 		}
 		if r.ProbeCheck != "" {
-			c.active++
+			ch.active++
+		}
+		if pc != "" && (len(ch.pcs) < maxClients || ch.pcs[pc] > 0) {
+			ch.pcs[pc]++
 		}
 	}
 
-	if hs := a.hosts[r.Host]; r.RuleID != "" && (hs != nil || len(a.hosts) < maxHosts) {
-		if hs == nil {
-			hs = new(hostStat)
-			a.hosts[r.Host] = hs
+	if pc != "" {
+		cl := a.clients[pc]
+		if cl == nil && len(a.clients) < maxClients {
+			cl = &clientAgg{failedHosts: map[string]int{}, causes: map[string]int{}, first: r.Time}
+			a.clients[pc] = cl
 		}
-		// A host whose winning rule is optional can still be required
-		// through another matching rule; its failures' cause says so.
-		hs.required = hs.required || requiredEndpoint(r)
-		ri := routeIndex(r.Route)
-		switch {
-		case r.Outcome == rules.OK.String():
-			hs.routes[ri].ok++
-		case failed:
-			hs.routes[ri].failed++
-			if r.Outcome != rules.ParentAuthRequired.String() {
-				hs.noRoute++
+		if cl != nil {
+			cl.exchanges++
+			if r.Time.Before(cl.first) {
+				cl.first = r.Time
+			}
+			if r.Time.After(cl.last) {
+				cl.last = r.Time
+			}
+			if r.Probe {
+				cl.ncsi++
+				if failed {
+					cl.ncsiFailed++
+				}
+			}
+			if failed {
+				cl.failed++
+				if len(cl.failedHosts) < maxHosts || cl.failedHosts[r.Host] > 0 {
+					cl.failedHosts[r.Host]++
+				}
+			}
+			if r.CauseID != "" {
+				cl.causes[r.CauseID]++
 			}
 		}
 	}
@@ -224,11 +392,14 @@ type Failure struct {
 	Outcome    string    `json:"outcome"`
 	Error      string    `json:"error,omitempty"`
 	ProbeCheck string    `json:"probe_check,omitempty"`
+	// Client is the PC's address; empty for the active probe.
+	Client string `json:"client,omitempty"`
+	DestIP string `json:"dest_ip,omitempty"`
 }
 
 func failureOf(r *Record) Failure {
 	return Failure{Time: r.Time, Host: r.Host, Port: r.Port, Method: r.Method, Route: r.Route,
-		Outcome: r.Outcome, Error: r.Error, ProbeCheck: r.ProbeCheck}
+		Outcome: r.Outcome, Error: r.Error, ProbeCheck: r.ProbeCheck, Client: clientAddress(r), DestIP: r.DestIP}
 }
 
 // Collector is a zapcore.Core to tee onto the tap's event logger: it feeds
@@ -285,6 +456,13 @@ func (c *Collector) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	*p = picker{}
 	pickers.Put(p)
 	return nil
+}
+
+// SetRules sets the rule set the summary files hosts with (Aggregate.Rules).
+func (c *Collector) SetRules(s *rules.Set) {
+	c.st.mu.Lock()
+	c.st.agg.Rules = s
+	c.st.mu.Unlock()
 }
 
 // Sync has nothing to flush.

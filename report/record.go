@@ -25,8 +25,22 @@ type Record struct {
 	Probe       bool      `json:"probe"`
 	ProbeCheck  string    `json:"probe_check"`
 	CauseID     string    `json:"cause_id"`
-	// Listen is the start record's listen address.
-	Listen string `json:"listen"`
+	// Client is the PC's address and port; empty for the active probe.
+	Client  string `json:"client"`
+	DestIP  string `json:"dest_ip"`
+	RuleIDs string `json:"rule_ids"`
+	// TLSAlert, TLSIssuer and TLSSubject say what a failed handshake
+	// showed: the client's alert, the certificate it was shown.
+	TLSAlert   string `json:"tls_alert"`
+	TLSIssuer  string `json:"tls_issuer"`
+	TLSSubject string `json:"tls_subject"`
+	// Listen, Version, Parent and RulesVersion are the start record's.
+	Listen       string `json:"listen"`
+	Version      string `json:"version"`
+	Parent       string `json:"parent"`
+	RulesVersion string `json:"rules_version"`
+	// ExpressRoute is the start record's network.express_route.
+	ExpressRoute *bool `json:"express_route"`
 }
 
 // picker is a zapcore.ObjectEncoder that keeps only the keys of Record and
@@ -69,6 +83,24 @@ func (p *picker) AddString(k, v string) {
 		r.CauseID = v
 	case "listen":
 		r.Listen = v
+	case "client":
+		r.Client = v
+	case "dest_ip":
+		r.DestIP = v
+	case "rule_ids":
+		r.RuleIDs = v
+	case "tls_alert":
+		r.TLSAlert = v
+	case "tls_issuer":
+		r.TLSIssuer = v
+	case "tls_subject":
+		r.TLSSubject = v
+	case "version":
+		r.Version = v
+	case "parent":
+		r.Parent = v
+	case "rules_version":
+		r.RulesVersion = v
 	}
 }
 
@@ -81,6 +113,12 @@ func (p *picker) AddBool(k string, v bool) {
 		p.rec.Required = v
 	case "probe":
 		p.rec.Probe = v
+	case "express_route":
+		// The exchange's express_route is its rule's flag; only the start
+		// record's is the network's.
+		if p.rec.Msg == "start" {
+			p.rec.ExpressRoute = &v
+		}
 	}
 }
 

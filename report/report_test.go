@@ -65,21 +65,35 @@ func TestGolden(t *testing.T) {
 	rotated := filepath.Join(dir, "m365tap-events-2026-11-24T16-48-46.500.log.gz")
 	testnet.GzipFile(t, filepath.Join("testdata", "blocking-parent.log"), rotated)
 
+	set := embeddedSet(t)
+	multi := filepath.Join("testdata", "multi-pc.log")
+	all := []Format{FormatText, FormatJSON, FormatMarkdown, FormatHTML}
 	cases := []struct {
 		name    string
 		files   []string
 		lang    rules.Language
 		formats []Format
+		multi   bool // with client names and the rule set, as `m365tap report` reads it
 	}{
 		{"parent-then-bypass", []string{rotated, filepath.Join("testdata", "bypass.log")}, rules.LangEN,
-			[]Format{FormatText, FormatJSON, FormatMarkdown}},
-		{"no-route", []string{filepath.Join("testdata", "no-route.log")}, rules.LangEN, []Format{FormatText, FormatMarkdown}},
-		{"auth-parent-ja", []string{filepath.Join("testdata", "auth-parent.log")}, rules.LangJA, []Format{FormatText, FormatJSON}},
+			[]Format{FormatText, FormatJSON, FormatMarkdown}, false},
+		{"no-route", []string{filepath.Join("testdata", "no-route.log")}, rules.LangEN, []Format{FormatText, FormatMarkdown}, false},
+		{"auth-parent-ja", []string{filepath.Join("testdata", "auth-parent.log")}, rules.LangJA, []Format{FormatText, FormatJSON}, false},
+		// Three PCs through one tap with ExpressRoute on (recorded by
+		// go test ./cli -run TestMultiPCSession -record): the NCSI probe
+		// and graph.microsoft.com fail on every PC, one PC rejects the
+		// inspection certificate of two hosts.
+		{"multi-pc", []string{multi}, rules.LangEN, all, true},
+		{"multi-pc-ja", []string{multi}, rules.LangJA, all, true},
 	}
-	ext := map[Format]string{FormatText: "txt", FormatJSON: "json", FormatMarkdown: "md"}
+	ext := map[Format]string{FormatText: "txt", FormatJSON: "json", FormatMarkdown: "md", FormatHTML: "html"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			sum := readFiles(t, tc.files...).Summary(tc.lang)
+			a := readFiles(t, tc.files...)
+			if tc.multi {
+				a.Rules, a.Names = set, multiNames
+			}
+			sum := a.Summary(tc.lang)
 			for _, f := range tc.formats {
 				var b bytes.Buffer
 				if err := sum.Write(&b, f); err != nil {
@@ -89,6 +103,22 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// multiNames are the multi-PC session's client names (clients.names).
+var multiNames = map[string]string{"127.0.0.11": "PC-SALES-01", "127.0.0.13": "PC-SALES-07"}
+
+func embeddedSet(t testing.TB) *rules.Set {
+	t.Helper()
+	cat, err := rules.EmbeddedCatalogue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Compile(cat, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
 
 // TestReadGzipSameAsPlain: a rotated, compressed copy reads as the

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap/zapcore"
 
+	"github.com/m365tap/m365tap/messages"
 	"github.com/m365tap/m365tap/rules"
 )
 
@@ -20,47 +21,139 @@ type Summary struct {
 	// From and To bound the exchanges seen; absent when there were none.
 	From *time.Time `json:"from,omitempty"`
 	To   *time.Time `json:"to,omitempty"`
+	// Settings are the tap's, from its start record.
+	Settings Settings `json:"settings"`
 	// Exchanges counts every exchange; Failed those of class failed.
 	Exchanges int `json:"exchanges"`
 	Failed    int `json:"failed"`
 	// ProbeChecks counts the exchanges the active probe made.
 	ProbeChecks int `json:"probe_checks"`
 	// NCSIProbes counts clients' requests for an NCSI probe path.
-	NCSIProbes int           `json:"ncsi_probes"`
-	Rules      []RuleSummary `json:"rules"`
-	// Verdict lists the article causes that apply, most important first.
+	NCSIProbes int `json:"ncsi_probes"`
+	// PCs counts the client addresses seen.
+	PCs int `json:"pcs"`
+	// Verdict lists the article causes that apply, most important first,
+	// split by where they were seen: on every PC, on one, on some.
 	Verdict []Finding `json:"verdict"`
+	// Clients are the PCs, most failures first.
+	Clients []ClientSummary `json:"clients"`
+	// Endpoints are the hosts, required endpoints and probes first.
+	Endpoints []EndpointSummary `json:"endpoints"`
 	// Facts are what the events say only taken together.
 	Facts []Fact `json:"facts"`
+	// Article names the support article the causes come from.
+	Article Article `json:"article"`
 }
 
-// RuleSummary is one matched rule's line.
-type RuleSummary struct {
-	// RuleID is "" for exchanges no rule matched.
-	RuleID string `json:"rule_id"`
-	// Host is set for the active probe's rule-less checks (the DNS probe),
-	// which get a line of their own.
-	Host        string `json:"host,omitempty"`
+// Settings are the tap's settings for the session, as its start record
+// says; empty when the log has no start record.
+type Settings struct {
+	Listen       string `json:"listen,omitempty"`
+	Parent       string `json:"parent,omitempty"`
+	ExpressRoute *bool  `json:"express_route,omitempty"`
+	RulesVersion string `json:"rules_version,omitempty"`
+	TapVersion   string `json:"tap_version,omitempty"`
+}
+
+// Article is the Microsoft Japan support article, by its title.
+type Article struct {
+	Title  string `json:"title"`
+	Source string `json:"source"`
+	Note   string `json:"note"`
+}
+
+// EndpointSummary is one host's line.
+type EndpointSummary struct {
+	// Host is "" for the line of the exchanges no rule matched.
+	Host string `json:"host"`
+	// RuleID is the set the host is filed under (rules.ReportRule);
+	// TapRuleID the tap's winner when it differs.
+	RuleID      string `json:"rule_id,omitempty"`
+	TapRuleID   string `json:"tap_rule_id,omitempty"`
 	RuleSource  string `json:"rule_source,omitempty"`
 	ServiceArea string `json:"service_area,omitempty"`
 	Required    bool   `json:"required"`
+	Probe       bool   `json:"probe"`
 	Exchanges   int    `json:"exchanges"`
 	OK          int    `json:"ok"`
 	Failed      int    `json:"failed"`
 	// Outcomes counts every outcome other than ok.
 	Outcomes map[string]int `json:"outcomes"`
 	// CauseID is the cause of the latest exchange that had one.
-	CauseID     string   `json:"cause_id,omitempty"`
+	CauseID string `json:"cause_id,omitempty"`
+	// PCsTried counts the PCs that exchanged with the host; PCsFailed
+	// those with a failure, PCsOK those with a success. FailedPCs names
+	// the failing ones.
+	PCsTried  int      `json:"pcs_tried"`
+	PCsFailed int      `json:"pcs_failed"`
+	PCsOK     int      `json:"pcs_ok"`
+	FailedPCs []string `json:"failed_pcs"`
+	Timeline  Timeline `json:"timeline"`
+	// ActiveChecks counts the active probe's checks of the host,
+	// ActiveFailed the failed ones; ActiveLast is the latest outcome.
+	ActiveChecks int    `json:"active_checks"`
+	ActiveFailed int    `json:"active_failed"`
+	ActiveLast   string `json:"active_last,omitempty"`
+	// TLSIssuer is the issuer of the certificate a failed handshake showed.
+	TLSIssuer   string   `json:"tls_issuer,omitempty"`
 	LastFailure *Failure `json:"last_failure,omitempty"`
 }
 
-// Finding is one article cause that applies.
+// Timeline says when: the host's first exchange, first and last failure,
+// last success.
+type Timeline struct {
+	FirstSeen    *time.Time `json:"first_seen,omitempty"`
+	FirstFailure *time.Time `json:"first_failure,omitempty"`
+	LastFailure  *time.Time `json:"last_failure,omitempty"`
+	LastSuccess  *time.Time `json:"last_success,omitempty"`
+}
+
+// ClientSummary is one PC's line.
+type ClientSummary struct {
+	Address    string `json:"address"`
+	Name       string `json:"name,omitempty"`
+	Exchanges  int    `json:"exchanges"`
+	Failed     int    `json:"failed"`
+	NCSIProbes int    `json:"ncsi_probes"`
+	NCSIFailed int    `json:"ncsi_failed"`
+	// FailedHosts are the hosts it failed with, most failures first.
+	FailedHosts []string `json:"failed_hosts"`
+	// Causes are the causes its exchanges had, in verdict order.
+	Causes []string  `json:"causes"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+}
+
+// Scope says where a cause was seen, which is the article's first
+// question: many PCs (look at the shared path) or a specific PC (look at
+// that PC).
+type Scope string
+
+const (
+	ScopeAll    Scope = "all_pcs"   // every PC that tried the host failed, and more than one did
+	ScopeSome   Scope = "some_pcs"  // several PCs failed, others reached the host
+	ScopeSingle Scope = "single_pc" // one PC failed while the others reached the host
+	ScopeOnePC  Scope = "one_pc"    // only one PC tried the host: no comparison possible
+	ScopeTap    Scope = "tap"       // only the tap's active probe saw it
+)
+
+var scopeOrder = []Scope{ScopeAll, ScopeSome, ScopeSingle, ScopeOnePC, ScopeTap}
+
+// Finding is one article cause that applies, on one scope.
 type Finding struct {
 	CauseID   string `json:"cause_id"`
 	Section   string `json:"section"`
 	Title     string `json:"title"`
 	Remedy    string `json:"remedy"`
 	Reference string `json:"reference"`
+	Scope     Scope  `json:"scope"`
+	// Where is the scope as a sentence: where to look first.
+	Where string `json:"where"`
+	// PCsTried counts the PCs that tried the finding's hosts, PCsFailed
+	// those that failed; PCs names the failing ones.
+	PCsTried  int      `json:"pcs_tried"`
+	PCsFailed int      `json:"pcs_failed"`
+	PCs       []string `json:"pcs"`
 	// Exchanges counts the exchanges that had this cause, ProbeChecks
 	// those of them the active probe made.
 	Exchanges   int            `json:"exchanges"`
@@ -81,7 +174,8 @@ type Fact struct {
 // Windows reports no internet, Office does not try any endpoint. A broken
 // parent proxy comes next, since every exchange through it fails whatever
 // the endpoint. Then the endpoints themselves, and the ExpressRoute
-// refinement of the same finding.
+// refinement of the same finding. Causes not listed follow in CauseID
+// order.
 var causePriority = []rules.CauseID{
 	rules.CauseNCSINoInternet,
 	rules.CauseDeviceProxySettings,
@@ -89,67 +183,276 @@ var causePriority = []rules.CauseID{
 	rules.CauseExpressRoutePath,
 }
 
-// Summary builds the diagnosis of what was added so far, with cause and
-// fact texts in lang.
+func verdictOrder() []rules.CauseID {
+	out := slices.Clone(causePriority)
+	for _, c := range rules.Causes() {
+		if !slices.Contains(out, c.ID) {
+			out = append(out, c.ID)
+		}
+	}
+	return out
+}
+
+// Summary builds the diagnosis of what was added so far, with its texts in
+// lang.
 func (a *Aggregate) Summary(lang rules.Language) *Summary {
+	p := messages.For(lang)
 	s := &Summary{
 		Language:    lang.String(),
 		Exchanges:   a.exchanges,
 		Failed:      a.failed,
 		ProbeChecks: a.active,
 		NCSIProbes:  a.ncsiPassive,
-		Rules:       []RuleSummary{},
-		Verdict:     []Finding{},
-		Facts:       []Fact{},
+		PCs:         len(a.clients),
+		Settings: Settings{Listen: a.listen, Parent: a.parent, ExpressRoute: a.expressRoute,
+			RulesVersion: a.rulesVersion, TapVersion: a.version},
+		Endpoints: []EndpointSummary{},
+		Clients:   []ClientSummary{},
+		Verdict:   []Finding{},
+		Facts:     []Fact{},
+		Article:   Article{Title: p.T("article.title", nil), Source: p.T("article.source", nil), Note: p.T("article.note", nil)},
 	}
 	if a.exchanges > 0 {
 		from, to := a.first.UTC(), a.last.UTC()
 		s.From, s.To = &from, &to
 	}
-	for _, rw := range a.rows {
-		rs := RuleSummary{RuleID: rw.key.rule, Host: rw.key.host, RuleSource: rw.source, ServiceArea: rw.area,
-			Required: rw.required, Exchanges: rw.exchanges, OK: rw.ok, Outcomes: map[string]int{},
-			CauseID: rw.cause}
-		for o, n := range rw.outcomes {
-			rs.Outcomes[o] = n
-			if oc, err := rules.ParseOutcome(o); err == nil && oc.Failed() {
-				rs.Failed += n
-			}
-		}
-		if rw.hasLast {
-			l := rw.last
-			l.Time = l.Time.UTC()
-			rs.LastFailure = &l
-		}
-		s.Rules = append(s.Rules, rs)
+	for _, h := range a.hosts {
+		s.Endpoints = append(s.Endpoints, a.endpoint(h))
 	}
-	slices.SortFunc(s.Rules, func(x, y RuleSummary) int {
+	slices.SortFunc(s.Endpoints, func(x, y EndpointSummary) int {
 		return cmp.Or(
+			cmp.Compare(b2i(!x.Required && !x.Probe), b2i(!y.Required && !y.Probe)),
 			cmp.Compare(y.Failed, x.Failed),
 			cmp.Compare(y.Exchanges, x.Exchanges),
 			// The no-rule line last among equals.
-			cmp.Compare(b2i(x.RuleID == "" && x.Host == ""), b2i(y.RuleID == "" && y.Host == "")),
-			strings.Compare(x.RuleID, y.RuleID),
+			cmp.Compare(b2i(x.Host == ""), b2i(y.Host == "")),
 			strings.Compare(x.Host, y.Host))
 	})
-
-	for _, id := range causePriority {
+	order := verdictOrder()
+	for addr, c := range a.clients {
+		cs := ClientSummary{Address: addr, Name: a.Names[addr], Exchanges: c.exchanges, Failed: c.failed,
+			NCSIProbes: c.ncsi, NCSIFailed: c.ncsiFailed, FailedHosts: byCount(c.failedHosts), Causes: []string{},
+			From: c.first.UTC(), To: c.last.UTC()}
+		for _, id := range order {
+			if c.causes[id.String()] > 0 {
+				cs.Causes = append(cs.Causes, id.String())
+			}
+		}
+		s.Clients = append(s.Clients, cs)
+	}
+	slices.SortFunc(s.Clients, func(x, y ClientSummary) int {
+		return cmp.Or(cmp.Compare(y.Failed, x.Failed), cmp.Compare(y.Exchanges, x.Exchanges), compareAddrs(x.Address, y.Address))
+	})
+	for _, id := range order {
 		c := a.causes[id.String()]
 		cause := rules.CauseByID(id)
 		if c == nil || cause == nil {
 			continue
 		}
-		f := Finding{CauseID: id.String(), Section: cause.Section, Title: cause.Title(lang), Remedy: cause.Remedy(lang),
-			Reference: cause.Reference, Exchanges: c.exchanges, ProbeChecks: c.active, Hosts: sortedKeys(c.hosts), RuleIDs: sortedKeys(c.rules),
-			Routes: map[string]int{}}
-		for r, n := range c.routes {
-			f.Routes[r] = n
+		s.Verdict = append(s.Verdict, a.findings(id, cause, c, p)...)
+	}
+	s.Facts = a.facts(p)
+	return s
+}
+
+func (a *Aggregate) endpoint(h *hostAgg) EndpointSummary {
+	e := EndpointSummary{Host: h.host, RuleID: h.ruleID, RuleSource: h.source, ServiceArea: h.area,
+		Required: h.requiredEP || (h.required && h.ruleID != ""), Probe: h.probe, Exchanges: h.exchanges, OK: h.ok,
+		Failed: h.failed, Outcomes: map[string]int{}, CauseID: h.cause, FailedPCs: []string{}, TLSIssuer: h.issuer,
+		ActiveChecks: h.checks, ActiveFailed: h.checksFailed, ActiveLast: h.checkLast}
+	if h.probe {
+		e.Required = h.required
+	}
+	if a.Rules != nil && h.host != "" && h.ruleID != "" {
+		m := a.Rules.Match(h.host, h.port)
+		if r := rules.ReportRule(m.All()); r != nil && r.ID != h.ruleID {
+			e.TapRuleID, e.RuleID, e.RuleSource, e.ServiceArea = h.ruleID, r.ID, r.Source.String(), r.ServiceArea
+			e.Required = e.Required || r.Required
+		}
+	}
+	for o, n := range h.outcomes {
+		e.Outcomes[o] = n
+	}
+	for pc, n := range h.pcs {
+		e.PCsTried++
+		if n.failed > 0 {
+			e.PCsFailed++
+			e.FailedPCs = append(e.FailedPCs, pc)
+		}
+		if n.ok > 0 {
+			e.PCsOK++
+		}
+	}
+	slices.SortFunc(e.FailedPCs, compareAddrs)
+	e.Timeline = Timeline{FirstSeen: utc(h.firstSeen), FirstFailure: utc(h.firstFail), LastFailure: utc(h.lastFail), LastSuccess: utc(h.lastOK)}
+	if h.hasLast {
+		l := h.last
+		l.Time = l.Time.UTC()
+		e.LastFailure = &l
+	}
+	return e
+}
+
+// findings splits one cause by scope: the hosts that failed on every PC
+// that tried them, those that failed on one PC only (one finding per PC),
+// and so on, so that a shared failure and a PC's own are never merged into
+// one verdict with one piece of advice.
+func (a *Aggregate) findings(id rules.CauseID, cause *rules.Cause, c *causeAgg, p *messages.Printer) []Finding {
+	type group struct {
+		scope Scope
+		pc    string
+	}
+	type acc struct {
+		hosts             []string
+		tried, failing    map[string]bool
+		exchanges, active int
+		routes            map[string]int
+		rules             map[string]bool
+	}
+	groups := map[group]*acc{}
+	for host, ch := range c.hosts {
+		tried := map[string]bool{}
+		if h := a.hosts[host]; h != nil {
+			for pc := range h.pcs {
+				tried[pc] = true
+			}
+		}
+		for pc := range ch.pcs {
+			tried[pc] = true
+		}
+		var g group
+		switch {
+		case len(ch.pcs) == 0:
+			g.scope = ScopeTap
+		case len(tried) == 1:
+			g.scope = ScopeOnePC
+			for pc := range ch.pcs {
+				g.pc = pc
+			}
+		case len(ch.pcs) == len(tried):
+			g.scope = ScopeAll
+		case len(ch.pcs) == 1:
+			g.scope = ScopeSingle
+			for pc := range ch.pcs {
+				g.pc = pc
+			}
+		default:
+			g.scope = ScopeSome
+		}
+		ac := groups[g]
+		if ac == nil {
+			ac = &acc{tried: map[string]bool{}, failing: map[string]bool{}, routes: map[string]int{}, rules: map[string]bool{}}
+			groups[g] = ac
+		}
+		if host != "" {
+			ac.hosts = append(ac.hosts, host)
+		}
+		for pc := range tried {
+			ac.tried[pc] = true
+		}
+		for pc := range ch.pcs {
+			ac.failing[pc] = true
+		}
+		ac.exchanges += ch.exchanges
+		ac.active += ch.active
+		for r, n := range ch.routes {
+			ac.routes[r] += n
+		}
+		for r := range ch.rules {
+			ac.rules[r] = true
+		}
+		// The set the host is filed under, as in the endpoint table.
+		if h := a.hosts[host]; a.Rules != nil && h != nil && host != "" && h.ruleID != "" {
+			m := a.Rules.Match(host, h.port)
+			if r := rules.ReportRule(m.All()); r != nil && !ac.rules[r.ID] {
+				for id := range ch.rules {
+					if id == h.ruleID {
+						delete(ac.rules, id)
+					}
+				}
+				ac.rules[r.ID] = true
+			}
+		}
+	}
+	var out []Finding
+	for g, ac := range groups {
+		f := Finding{CauseID: id.String(), Section: cause.Section, Title: p.CauseTitle(id.String()),
+			Remedy: p.CauseRemedy(id.String()), Reference: p.CauseLink(id.String()), Scope: g.scope,
+			PCsTried: len(ac.tried), PCsFailed: len(ac.failing), PCs: sortedAddrs(ac.failing),
+			Exchanges: ac.exchanges, ProbeChecks: ac.active, Hosts: ac.hosts, RuleIDs: sortedKeys(ac.rules),
+			Routes: ac.routes}
+		slices.Sort(f.Hosts)
+		if f.Hosts == nil {
+			f.Hosts = []string{}
 		}
 		slices.SortFunc(f.RuleIDs, compareRuleIDs)
-		s.Verdict = append(s.Verdict, f)
+		f.Where = p.T("scope."+string(g.scope), messages.Args{"Tried": f.PCsTried, "Failed": f.PCsFailed, "PC": a.pcName(g.pc)})
+		out = append(out, f)
 	}
-	s.Facts = a.facts(lang)
-	return s
+	slices.SortFunc(out, func(x, y Finding) int {
+		return cmp.Or(cmp.Compare(slices.Index(scopeOrder, x.Scope), slices.Index(scopeOrder, y.Scope)),
+			cmp.Compare(y.Exchanges, x.Exchanges), compareAddrs(firstOr(x.PCs), firstOr(y.PCs)))
+	})
+	return out
+}
+
+// pcName is a PC as the report names it: its name and address, or the
+// address alone.
+func (a *Aggregate) pcName(addr string) string {
+	if n := a.Names[addr]; n != "" {
+		return n + " (" + addr + ")"
+	}
+	return addr
+}
+
+func firstOr(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+func utc(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// byCount lists the keys of m, most counted first.
+func byCount(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(x, y string) int { return cmp.Or(cmp.Compare(m[y], m[x]), strings.Compare(x, y)) })
+	return out
+}
+
+// compareAddrs orders addresses numerically (127.0.0.9 before 127.0.0.10),
+// anything that is not an address after them, by text.
+func compareAddrs(x, y string) int {
+	ax, ex := netip.ParseAddr(x)
+	ay, ey := netip.ParseAddr(y)
+	switch {
+	case ex == nil && ey == nil:
+		return ax.Compare(ay)
+	case ex == nil:
+		return -1
+	case ey == nil:
+		return 1
+	}
+	return strings.Compare(x, y)
+}
+
+func sortedAddrs(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, compareAddrs)
+	return out
 }
 
 // compareRuleIDs puts catalogue ids in numeric order before the others.
@@ -191,62 +494,14 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// factTexts are the report's own sentences, by fact and language. %[1]s is
-// the tap's address for netsh, %[2]d and %[3]d counts, %[4]s host names.
-var factTexts = map[string][2]string{
-	"no_traffic": {
-		"No client exchange passed through the tap during this session: the PC's proxy settings do not point at it. " +
-			"Set the per-user proxy (Settings > Network & Internet > Proxy) and, in an elevated prompt, the WinHTTP proxy " +
-			"(netsh winhttp set proxy proxy-server=\"%[1]s\" bypass-list=\"<local>\") to the tap, then sign in again.",
-		"このセッションでは、クライアントの通信がタップを一度も通過しませんでした。端末のプロキシ設定がタップを指していません。" +
-			"ユーザーのプロキシ ([設定] > [ネットワークとインターネット] > [プロキシ]) と、管理者として実行したコマンド プロンプトで WinHTTP プロキシ " +
-			"(netsh winhttp set proxy proxy-server=\"%[1]s\" bypass-list=\"<local>\") をタップに設定してから、もう一度サインインしてください。",
-	},
-	"no_ncsi_probe": {
-		"No NCSI probe passed through the tap during this session: Windows may be probing around it (direct, or through " +
-			"another proxy), and its verdict is invisible here. In an elevated prompt, note the current value " +
-			"(netsh winhttp show proxy), set the WinHTTP proxy to the tap " +
-			"(netsh winhttp set proxy proxy-server=\"%[1]s\" bypass-list=\"<local>\"), then disable and re-enable the " +
-			"network adapter and wait about 60 seconds.",
-		"このセッションでは NCSI のプローブがタップを一度も通過しませんでした。Windows はタップを経由せずに (直接、または別のプロキシ経由で) " +
-			"プローブしている可能性があり、その判定はここからは見えません。管理者として実行したコマンド プロンプトで現在の値を控えてから " +
-			"(netsh winhttp show proxy)、WinHTTP プロキシをタップに設定し (netsh winhttp set proxy proxy-server=\"%[1]s\" bypass-list=\"<local>\")、" +
-			"ネットワーク アダプターを無効にしてから再度有効にして、60 秒ほど待ってください。",
-	},
-	"parent_only": {
-		"%[2]d required endpoints failed only through the parent proxy, while direct connections to them worked " +
-			"(%[4]s): the parent proxy, or how it treats Microsoft 365, blocks sign-in. " +
-			"Let these hosts through the parent without authentication or TLS inspection, or send Microsoft 365 traffic around it.",
-		"%[2]d 個の必須エンドポイントへの通信が上位プロキシ経由でのみ失敗し、直接接続では成功しました (%[4]s)。" +
-			"サインインを妨げているのは上位プロキシ、またはその Microsoft 365 の通信の扱いです。" +
-			"上位プロキシでこれらのホストを認証や TLS 検査なしで通すか、Microsoft 365 の通信が上位プロキシを経由しないようにしてください。",
-	},
-	"all_required_failed": {
-		"Every exchange with a required endpoint failed (hosts: %[3]d, exchanges: %[2]d, none succeeded): the tap " +
-			"itself may have no route to the internet. Check the network, DNS (dns.servers, hosts) and parent proxy " +
-			"settings of the machine the tap runs on before looking at the PC.",
-		"必須エンドポイントとの通信がすべて失敗しました (ホスト %[3]d 件、通信 %[2]d 件、成功 0 件)。タップ自体がインターネットへの経路を持っていない" +
-			"可能性があります。端末を調べる前に、タップを動かしているマシンのネットワーク、DNS (dns.servers、hosts)、上位プロキシの設定を確認してください。",
-	},
-}
-
-func factText(id string, lang rules.Language, a ...any) Fact {
-	t := factTexts[id]
-	i := 0
-	if lang == rules.LangJA {
-		i = 1
-	}
-	return Fact{ID: id, Text: fmt.Sprintf(t[i], a...)}
-}
-
-func (a *Aggregate) facts(lang rules.Language) []Fact {
+func (a *Aggregate) facts(p *messages.Printer) []Fact {
 	out := []Fact{}
 	tap := a.netshAddress()
 	switch {
 	case a.passive == 0:
-		out = append(out, factText("no_traffic", lang, tap, 0, 0, ""))
+		out = append(out, Fact{ID: "no_traffic", Text: p.T("fact.no_traffic", messages.Args{"Tap": tap})})
 	case a.ncsiPassive == 0:
-		out = append(out, factText("no_ncsi_probe", lang, tap, 0, 0, ""))
+		out = append(out, Fact{ID: "no_ncsi_probe", Text: p.T("fact.no_ncsi_probe", messages.Args{"Tap": tap})})
 	}
 	var (
 		parentOnly                 []string
@@ -254,7 +509,7 @@ func (a *Aggregate) facts(lang rules.Language) []Fact {
 		anyOK                      bool
 	)
 	for host, hs := range a.hosts {
-		if !hs.required {
+		if !hs.requiredEP || host == "" {
 			continue
 		}
 		reqHosts++
@@ -271,9 +526,11 @@ func (a *Aggregate) facts(lang rules.Language) []Fact {
 	slices.Sort(parentOnly)
 	switch {
 	case len(parentOnly) > 0:
-		out = append(out, factText("parent_only", lang, tap, len(parentOnly), 0, hostList(parentOnly, 5, lang)))
+		out = append(out, Fact{ID: "parent_only", Text: p.T("fact.parent_only",
+			messages.Args{"Count": len(parentOnly), "Hosts": p.List(parentOnly, 5)})})
 	case reqFail > 0 && !anyOK && noRoute > 0:
-		out = append(out, factText("all_required_failed", lang, tap, reqFail, reqHosts, ""))
+		out = append(out, Fact{ID: "all_required_failed", Text: p.T("fact.all_required_failed",
+			messages.Args{"Exchanges": reqFail, "Hosts": reqHosts})})
 	}
 	return out
 }
@@ -291,17 +548,6 @@ func (a *Aggregate) netshAddress() string {
 	return a.listen
 }
 
-func hostList(hosts []string, max int, lang rules.Language) string {
-	if len(hosts) <= max {
-		return strings.Join(hosts, ", ")
-	}
-	more := fmt.Sprintf(" and %d more", len(hosts)-max)
-	if lang == rules.LangJA {
-		more = fmt.Sprintf(" ほか %d 件", len(hosts)-max)
-	}
-	return strings.Join(hosts[:max], ", ") + more
-}
-
 // MarshalLogObject writes the summary as the fields of a "report" record,
 // with the same keys as its JSON form.
 func (s *Summary) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -314,11 +560,21 @@ func (s *Summary) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("failed", s.Failed)
 	enc.AddInt("probe_checks", s.ProbeChecks)
 	enc.AddInt("ncsi_probes", s.NCSIProbes)
-	if err := enc.AddReflected("rules", s.Rules); err != nil {
+	enc.AddInt("pcs", s.PCs)
+	if err := enc.AddReflected("settings", s.Settings); err != nil {
+		return err
+	}
+	if err := enc.AddReflected("endpoints", s.Endpoints); err != nil {
+		return err
+	}
+	if err := enc.AddReflected("clients", s.Clients); err != nil {
 		return err
 	}
 	if err := enc.AddReflected("verdict", s.Verdict); err != nil {
 		return err
 	}
-	return enc.AddReflected("facts", s.Facts)
+	if err := enc.AddReflected("facts", s.Facts); err != nil {
+		return err
+	}
+	return enc.AddReflected("article", s.Article)
 }

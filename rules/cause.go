@@ -89,11 +89,23 @@ type Cause struct {
 	ID CauseID
 	// Section is the article's section number, "1" or "2".
 	Section string
-	// Reference is the page to read for the full procedure.
+	// Reference is the page to read for the full procedure, in English;
+	// Link gives it in the reader's language.
 	Reference string
 
 	titles   [numLanguages]string
 	remedies [numLanguages]string
+	links    [numLanguages]string
+}
+
+// Link is the page to read for the full procedure in language l: the ja-jp
+// edition of Microsoft's pages for Japanese readers. An unknown language
+// gives English.
+func (c *Cause) Link(l Language) string {
+	if l >= numLanguages {
+		l = LangEN
+	}
+	return c.links[l]
 }
 
 // Title is a one-line statement of the cause. An unknown language gives English.
@@ -137,7 +149,7 @@ func loadCauses(data []byte) ([numCauses]*Cause, error) {
 		Causes []struct {
 			ID        string            `json:"id"`
 			Section   string            `json:"section"`
-			Reference string            `json:"reference"`
+			Reference map[string]string `json:"reference"`
 			Title     map[string]string `json:"title"`
 			Remedy    map[string]string `json:"remedy"`
 		} `json:"causes"`
@@ -158,17 +170,17 @@ func loadCauses(data []byte) ([numCauses]*Cause, error) {
 		if d.Section != "1" && d.Section != "2" {
 			return out, fmt.Errorf("rules: causes.json: cause %q: section %q is not 1 or 2", d.ID, d.Section)
 		}
-		if d.Reference == "" {
-			return out, fmt.Errorf("rules: causes.json: cause %q: reference missing", d.ID)
-		}
-		c := &Cause{ID: id, Section: d.Section, Reference: d.Reference}
+		c := &Cause{ID: id, Section: d.Section, Reference: d.Reference[LangEN.String()]}
 		for l := range numLanguages {
 			c.titles[l], c.remedies[l] = d.Title[l.String()], d.Remedy[l.String()]
 			if c.titles[l] == "" || c.remedies[l] == "" {
 				return out, fmt.Errorf("rules: causes.json: cause %q: title or remedy missing in %q", d.ID, l)
 			}
+			if c.links[l] = d.Reference[l.String()]; c.links[l] == "" {
+				return out, fmt.Errorf("rules: causes.json: cause %q: reference missing in %q", d.ID, l)
+			}
 		}
-		if len(d.Title) != int(numLanguages) || len(d.Remedy) != int(numLanguages) {
+		if len(d.Title) != int(numLanguages) || len(d.Remedy) != int(numLanguages) || len(d.Reference) != int(numLanguages) {
 			return out, fmt.Errorf("rules: causes.json: cause %q: text in an unknown language", d.ID)
 		}
 		out[id] = c
@@ -380,4 +392,51 @@ func buildCauseCells(rows []causeRow) (*causeCellTable, error) {
 		}
 	}
 	return &t, nil
+}
+
+// ReportRule chooses, among the rules that match one host (best first, as
+// Match.All gives them), the one a report files the host under. The tap's
+// precedence picks the most specific pattern, then the lower id, which
+// files officeclient.microsoft.com under SharePoint set 35 although its
+// §1 cause comes from Common set 86. A report is read against the article,
+// so among catalogue sets it prefers the "Microsoft 365 Common and Office
+// Online" area, then a set marked required (the article's list), then the
+// narrower port list (fewer ports; no list is every port), then the match
+// order itself: the more specific pattern, then the lower id. A user or
+// NCSI rule that won stays the winner: the operator wrote it for this host.
+// nil when rs is empty.
+func ReportRule(rs []*Rule) *Rule {
+	if len(rs) == 0 {
+		return nil
+	}
+	if rs[0].Source != SourceCatalogue {
+		return rs[0]
+	}
+	best := rs[0]
+	for _, r := range rs[1:] {
+		if r.Source == SourceCatalogue && reportsBefore(r, best) {
+			best = r
+		}
+	}
+	return best
+}
+
+// reportsBefore: a is filed before b. Equal on every count, the earlier in
+// the match order (b) stays.
+func reportsBefore(a, b *Rule) bool {
+	if ac, bc := a.ServiceArea == CommonArea, b.ServiceArea == CommonArea; ac != bc {
+		return ac
+	}
+	if a.Required != b.Required {
+		return a.Required
+	}
+	return portWidth(a) < portWidth(b)
+}
+
+// portWidth is the number of TCP ports a rule allows; no list allows all.
+func portWidth(r *Rule) int {
+	if len(r.TCPPorts) == 0 {
+		return 1 << 16
+	}
+	return len(r.TCPPorts)
 }

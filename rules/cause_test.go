@@ -343,3 +343,66 @@ func TestMatchCause(t *testing.T) {
 		}
 	}
 }
+
+// TestReportRule: a host listed by several sets is filed under the Common
+// set, then the narrower port list, then the lower id; a user or NCSI
+// winner stays.
+func TestReportRule(t *testing.T) {
+	s := mustEmbeddedSet(t)
+	user, err := Compile(mustCatalogue(t), []Spec{{ID: "corp-login", URLs: []string{"login.microsoftonline.com"}, Required: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		set  *Set
+		host string
+		port int
+		want string
+	}{
+		// SharePoint 35 wins the match; the report files it under Common 86.
+		{s, "officeclient.microsoft.com", 443, "86"},
+		{s, "login.microsoftonline.com", 443, "56"},
+		// Exchange 1 wins the match; Common 71 gives the cause and the row.
+		{s, "outlook.office365.com", 443, "71"},
+		{s, "www.msftconnecttest.com", 80, "ncsi-connecttest-v4"},
+		{user, "login.microsoftonline.com", 443, "corp-login"},
+		{s, "example.org", 443, ""},
+	}
+	for _, tt := range tests {
+		m := tt.set.Match(tt.host, tt.port)
+		got := ""
+		if r := ReportRule(m.All()); r != nil {
+			got = r.ID
+		}
+		if got != tt.want {
+			t.Errorf("%s:%d filed under %q, want %q (matched %s)", tt.host, tt.port, got, tt.want, m.IDs(nil))
+		}
+	}
+	// Between two required Common sets: the narrower port list, then the
+	// match order.
+	a := &Rule{ID: "9", ServiceArea: CommonArea, Required: true, TCPPorts: []uint16{80, 443}, order: 9}
+	b := &Rule{ID: "12", ServiceArea: CommonArea, Required: true, TCPPorts: []uint16{443}, order: 12}
+	c := &Rule{ID: "3", ServiceArea: CommonArea, Required: true, TCPPorts: []uint16{443}, order: 3}
+	if got := ReportRule([]*Rule{a, b}); got != b {
+		t.Errorf("narrower port list lost: %s", got.ID)
+	}
+	if got := ReportRule([]*Rule{a, c, b}); got != c {
+		t.Errorf("match order lost: %s", got.ID)
+	}
+}
+
+// TestCauseLinks: Japanese readers get the ja-jp pages.
+func TestCauseLinks(t *testing.T) {
+	for _, c := range Causes() {
+		if c.Link(LangEN) != c.Reference {
+			t.Errorf("%s: English link %q, reference %q", c.ID, c.Link(LangEN), c.Reference)
+		}
+		ja := c.Link(LangJA)
+		if strings.HasPrefix(ja, "https://learn.microsoft.com/") && !strings.Contains(ja, "/ja-jp/") {
+			t.Errorf("%s: Japanese link %q is not the ja-jp page", c.ID, ja)
+		}
+		if c.Link(Language(9)) != c.Reference {
+			t.Errorf("%s: unknown language does not fall back to English", c.ID)
+		}
+	}
+}
