@@ -23,7 +23,9 @@ func openTestQueue(t *testing.T, dir string, bound int64) (*diskQueue, *syncBuff
 	return d, msgs
 }
 
-func qrec(i int) []byte { return fmt.Appendf(nil, "<134>1 - h m365tap 1 exchange - record %05d %s", i, strings.Repeat("x", i%97)) }
+func qrec(i int) []byte {
+	return fmt.Appendf(nil, "<134>1 - h m365tap 1 exchange - record %05d %s", i, strings.Repeat("x", i%97))
+}
 
 // drain reads every record from the queue and acknowledges each.
 func drain(t *testing.T, d *diskQueue) []string {
