@@ -114,3 +114,24 @@ func (s *Squid) WaitEntries(t testing.TB, mark, n int) []Entry {
 	}
 	return e
 }
+
+// Settle waits until the log has not grown for 300 ms (at most 10 s) and
+// returns the entries after mark: for a test that cannot know how many
+// requests a client made (the legs of a handshake, a tunnel logged when
+// it closes).
+func (s *Squid) Settle(t testing.TB, mark int) []Entry {
+	t.Helper()
+	const quiet = 200 * time.Millisecond
+	deadline := time.Now().Add(10 * time.Second)
+	n, since := -1, time.Now()
+	for {
+		all := s.Entries(t)
+		if len(all) != n {
+			n, since = len(all), time.Now()
+		}
+		if time.Since(since) >= quiet || time.Now().After(deadline) {
+			return all[min(mark, len(all)):]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

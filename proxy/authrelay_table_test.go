@@ -1,0 +1,124 @@
+//go:build authrelay
+
+package proxy_test
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/m365tap/m365tap/internal/testsquid"
+)
+
+// testRelayTable: scheme × plain GET / CONNECT × right, wrong or no
+// credentials, several requests on one keep-alive connection, with curl
+// and Go clients; straight to Squid and through the tap alike.
+func testRelayTable(t *testing.T, e *arEnv) {
+	type row struct {
+		name   string
+		scheme string // proxy_auth_scheme the events must carry; "" for none
+		client func(urls []string) arClient
+	}
+	const n = 3
+	curl := func(env []string, named bool, args ...string) func([]string) arClient {
+		return func(urls []string) arClient { return curlClient(env, named, args, urls) }
+	}
+	rows := []row{
+		{"curl basic right", "basic", curl(nil, false, "--proxy-basic", "-U", "alice:"+arAlice.Password)},
+		{"curl basic wrong", "basic", curl(nil, false, "--proxy-basic", "-U", "alice:not-"+arAlice.Password)},
+		{"curl ntlm right", "ntlm", curl(nil, false, "--proxy-ntlm", "-U", `TESTDOM\alice:`+arAlice.Password)},
+		{"curl ntlm wrong", "ntlm", curl(nil, false, "--proxy-ntlm", "-U", `TESTDOM\alice:`+arBob.Password)},
+		{"curl negotiate-kerberos right", "negotiate", curl(e.kdc.ClientEnv(e.aliceCC), true, "--proxy-negotiate", "-U", ":")},
+		{"curl negotiate-kerberos refused account", "negotiate", curl(e.kdc.ClientEnv(e.malloryCC), true, "--proxy-negotiate", "-U", ":")},
+		{"curl negotiate-kerberos no ticket", "", curl(e.kdc.ClientEnv(""), true, "--proxy-negotiate", "-U", ":")},
+		{"curl none", "", curl(nil, false)},
+		{"go basic right", "basic", func(urls []string) arClient { return goBasicClient(url.UserPassword("bob", arBob.Password), urls) }},
+		{"go basic wrong", "basic", func(urls []string) arClient {
+			return goBasicClient(url.UserPassword("bob", "not-"+arBob.Password), urls)
+		}},
+		{"go none", "", func(urls []string) arClient { return goBasicClient(nil, urls) }},
+	}
+	for _, conn := range []struct {
+		name, scheme, wire, user, password string
+	}{
+		{"go ntlm right", "ntlm", "NTLM", "bob", arBob.Password},
+		{"go ntlm wrong", "ntlm", "NTLM", "bob", arAlice.Password},
+		{"go negotiate-ntlm right", "negotiate", "Negotiate", "alice", arAlice.Password},
+		{"go negotiate-ntlm wrong", "negotiate", "Negotiate", "alice", arBob.Password},
+	} {
+		cr := &testsquid.Credentials{Scheme: conn.wire, User: conn.user, Domain: "TESTDOM", Password: conn.password}
+		rows = append(rows, row{conn.name, conn.scheme, func(urls []string) arClient {
+			return goConnClient(cr, strings.HasPrefix(urls[0], "https:"), urls)
+		}})
+	}
+	for _, r := range rows {
+		for _, connect := range []bool{false, true} {
+			mode := "GET"
+			if connect {
+				mode = "CONNECT"
+			}
+			t.Run(r.name+" "+mode, func(t *testing.T) {
+				urls := e.plainURLs("table", n)
+				if connect {
+					urls = e.secureURLs("table", n)
+				}
+				h, codes := e.sameThroughTap(t, r.client(urls), nil)
+				evs := checkRelayEvents(t, h, r.scheme, connect, codes)
+				if len(evs) == 0 || codes[0] != 200 || r.scheme == "" {
+					return
+				}
+				// The first exchange carried the client's credentials: its
+				// parent connection is the client's alone from then on, and
+				// a connection-bound handshake shows its one 407 round.
+				first := evs[0]
+				if !connect && first["pinned"] != true {
+					t.Errorf("pinned = %v, want true: %v", first["pinned"], first)
+				}
+				if strings.Contains(r.name, "ntlm") {
+					want(t, first, map[string]any{"proxy_auth_legs": 1})
+				}
+			})
+		}
+	}
+}
+
+// checkRelayEvents checks the tap's events for one client run: one event
+// per exchange the client saw end (a 407 leg of a handshake is part of the
+// exchange that follows), every one relayed, and a final 407 logged as
+// parent_auth_required with what the parent offered.
+func checkRelayEvents(t *testing.T, h *harness, scheme string, connect bool, codes []int) []map[string]any {
+	t.Helper()
+	want := len(codes)
+	if connect && len(codes) > 0 && codes[0] == 200 {
+		want = 1 // one tunnel carried every request
+	}
+	evs := relayEvents(t, h, want)
+	sawScheme := false
+	for _, ev := range evs {
+		if got := str(ev, "parent_auth"); got != "relay" {
+			t.Errorf("parent_auth = %q, want relay: %v", got, ev)
+		}
+		if s := str(ev, "proxy_auth_scheme"); s != "" {
+			if s != scheme {
+				t.Errorf("proxy_auth_scheme = %q, want %q: %v", s, scheme, ev)
+			}
+			sawScheme = true
+		}
+		if str(ev, "proxy_auth_user") != "" {
+			t.Errorf("proxy_auth_user logged without log.users: %v", ev)
+		}
+		switch str(ev, "outcome") {
+		case "ok":
+		case "parent_auth_required":
+			if got := str(ev, "proxy_auth_offered"); got != arOffered {
+				t.Errorf("proxy_auth_offered = %q, want %q: %v", got, arOffered, ev)
+			}
+		default:
+			t.Errorf("outcome %q, want ok or parent_auth_required: %v", str(ev, "outcome"), ev)
+		}
+	}
+	if scheme != "" && !sawScheme {
+		t.Errorf("no event names the scheme %q: %v", scheme, evs)
+	}
+	return evs
+}
