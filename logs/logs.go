@@ -22,7 +22,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -225,7 +224,7 @@ func (b *builder) stdout() zapcore.WriteSyncer {
 		if w == nil {
 			w = os.Stdout
 		}
-		b.stdws = zapcore.Lock(ignoreSyncEINVAL{zapcore.AddSync(w)})
+		b.stdws = zapcore.Lock(newStdoutSink(w, b.o.Stderr))
 	})
 	return b.stdws
 }
@@ -415,15 +414,4 @@ func (l *Logs) Close() error {
 	}
 	l.closers = nil
 	return errors.Join(errs...)
-}
-
-// ignoreSyncEINVAL: fsync on a terminal or pipe fails with EINVAL, which
-// says nothing about lost events (uber-go/zap#328).
-type ignoreSyncEINVAL struct{ zapcore.WriteSyncer }
-
-func (w ignoreSyncEINVAL) Sync() error {
-	if err := w.WriteSyncer.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return err
-	}
-	return nil
 }
