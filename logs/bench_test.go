@@ -126,16 +126,17 @@ func BenchmarkEncodeCEF(b *testing.B)  { benchEncode(b, "cef") }
 // sink: the logger call, the encoding, the RFC 5424 header and the copy
 // into the queue. The receiver reads everything, so nothing is dropped
 // (sub-benchmark up), or nothing listens, so the queue stays full and each
-// event is counted as dropped (down).
+// event is counted as dropped (down). With +disk the sink has a disk queue
+// (bounded at 64 MB for down): the copy goes into the disk queue's buffer,
+// which the sender writes to the files.
 func BenchmarkSyslogEnqueue(b *testing.B) {
-	for _, up := range []bool{true, false} {
-		name := "down"
-		if up {
-			name = "up"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, c := range []struct {
+		name     string
+		up, disk bool
+	}{{"up", true, false}, {"down", false, false}, {"up+disk", true, true}, {"down+disk", false, true}} {
+		b.Run(c.name, func(b *testing.B) {
 			addr := "127.0.0.1:1"
-			if up {
+			if c.up {
 				r := newReceiver(b, nil)
 				addr = r.addr
 			} else {
@@ -143,7 +144,11 @@ func BenchmarkSyslogEnqueue(b *testing.B) {
 				addr = ln.Addr().String()
 				ln.Close()
 			}
-			lg, err := New(Options{Sinks: []config.Sink{{Type: "syslog", Network: "tcp", Address: addr, Format: "ecs", QueueSize: 10000}},
+			sk := config.Sink{Type: "syslog", Network: "tcp", Address: addr, Format: "ecs", QueueSize: 10000}
+			if c.disk {
+				sk.DiskQueue, sk.DiskQueueMaxMB = b.TempDir(), 64
+			}
+			lg, err := New(Options{Sinks: []config.Sink{sk},
 				Meta: testMeta, Stderr: &syncBuffer{}, DrainTimeout: 100 * time.Millisecond, tune: fast})
 			if err != nil {
 				b.Fatal(err)

@@ -43,22 +43,25 @@ func needRELP(t testing.TB) string {
 	return bin
 }
 
-// newRELPRsyslog starts rsyslogd with one imrelp input; its address is in
-// r.tcp, which start polls.
+// newRELPRsyslog starts rsyslogd with an imrelp input (r.relp) and, for
+// comparison, an imtcp input (r.tcp, which start polls), both writing to
+// one file through a ruleset with a direct queue.
 func newRELPRsyslog(t testing.TB) *rsyslog {
 	t.Helper()
 	r := &rsyslog{t: t, bin: needRELP(t), dir: t.TempDir(), stderr: &syncBuffer{}}
-	r.tcp = freePort(t, "tcp")
+	r.tcp, r.relp = freePort(t, "tcp"), freePort(t, "tcp")
 	r.out = filepath.Join(r.dir, "received.log")
-	_, port, _ := strings.Cut(r.tcp, ":")
+	port := func(a string) string { _, p, _ := strings.Cut(a, ":"); return p }
 	conf := fmt.Sprintf(`global(workDirectory="%[1]s" maxMessageSize="256k")
 module(load="imrelp")
+module(load="imtcp")
 input(type="imrelp" address="127.0.0.1" port="%[2]s" ruleset="tap" maxDataSize="256k")
+input(type="imtcp" address="127.0.0.1" port="%[3]s" ruleset="tap")
 template(name="raw" type="string" string="%%rawmsg%%\n")
 ruleset(name="tap" queue.type="Direct") {
-  action(type="omfile" file="%[3]s" template="raw")
+  action(type="omfile" file="%[4]s" template="raw")
 }
-`, r.dir, port, r.out)
+`, r.dir, port(r.relp), port(r.tcp), r.out)
 	r.conf = filepath.Join(r.dir, "rsyslog.conf")
 	if err := os.WriteFile(r.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -176,7 +179,7 @@ func TestRELPReceiverCrash(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rs := newRELPRsyslog(t)
 			const before, total = 200, 2500
-			sk := config.Sink{Type: "syslog", Network: "relp", Address: rs.tcp, QueueSize: 4000}
+			sk := config.Sink{Type: "syslog", Network: "relp", Address: rs.relp, QueueSize: 4000}
 			if disk {
 				// The memory part holds a fifth of the outage: the rest
 				// waits on disk.
@@ -218,7 +221,7 @@ func TestRELPDiskQueueTapRestart(t *testing.T) {
 	rs := newRELPRsyslog(t)
 	dir := filepath.Join(t.TempDir(), "queue")
 	const before, outage, after = 100, 1500, 100
-	sk := config.Sink{Type: "syslog", Network: "relp", Address: rs.tcp, QueueSize: 200, DiskQueue: dir}
+	sk := config.Sink{Type: "syslog", Network: "relp", Address: rs.relp, QueueSize: 200, DiskQueue: dir}
 
 	first := newSyslogLogs(t, sk, 500*time.Millisecond)
 	logSeq(first.lg, 1, before)
@@ -266,4 +269,57 @@ func TestRELPDiskQueueTapRestart(t *testing.T) {
 		last = max(last, id)
 	}
 	t.Logf("%d events over two runs of the tap, each arrived; %d twice\nfirst stderr:\n%s\nsecond stderr:\n%s", total, dups, first.stderr, second.stderr)
+}
+
+// BenchmarkSinkDelivery is a sink's throughput end to end: b.N exchange
+// events logged as fast as the logger takes them, timed until the last one
+// is acknowledged (TCP: by rsyslogd's kernel; RELP: by rsyslogd itself,
+// after writing it, the ruleset having a direct queue), with and without
+// a disk queue. Reported as events/s.
+func BenchmarkSinkDelivery(b *testing.B) {
+	for _, c := range []struct {
+		network string
+		disk    bool
+	}{{"tcp", false}, {"relp", false}, {"tcp", true}, {"relp", true}} {
+		name := c.network
+		if c.disk {
+			name += "+disk"
+		}
+		b.Run(name, func(b *testing.B) {
+			rs := newRELPRsyslog(b)
+			sk := config.Sink{Type: "syslog", Network: c.network, Address: rs.tcp, Format: "ecs", QueueSize: 10000}
+			if c.network == "relp" {
+				sk.Address = rs.relp
+			}
+			if c.disk {
+				sk.DiskQueue = filepath.Join(b.TempDir(), "queue")
+			}
+			lg, err := New(Options{Sinks: []config.Sink{sk}, Meta: testMeta, Stderr: &syncBuffer{}, DrainTimeout: time.Second, tune: fast})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer lg.Close()
+			s := lg.shippers[0]
+			drained := func() bool {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return s.n == 0 && (s.dq == nil || !s.dq.unread())
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				// Keep within the memory queue when there is no disk one:
+				// this measures delivery, not drops.
+				for !c.disk && i%1000 == 0 && queued(lg, 0) > 8000 {
+					time.Sleep(100 * time.Microsecond)
+				}
+				lg.Events.Info("exchange", seq(i+1)...)
+			}
+			waitFor(b, "every event acknowledged", 5*time.Minute, drained)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			if d := s.loadDrops(); d > 0 {
+				b.Fatalf("%d events dropped", d)
+			}
+		})
+	}
 }

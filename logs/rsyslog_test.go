@@ -34,6 +34,7 @@ type rsyslog struct {
 	t                   testing.TB
 	bin, dir, conf, out string
 	tcp, tls, udp       string // host:port of each input
+	relp                string // the imrelp input of newRELPRsyslog
 	cmd                 *exec.Cmd
 	waitExit            chan error
 	stderr              *syncBuffer
