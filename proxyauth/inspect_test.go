@@ -14,6 +14,9 @@ import (
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+
+	"github.com/m365tap/m365tap/internal/testsquid"
+	"github.com/m365tap/m365tap/internal/testsquid/ntlm"
 )
 
 var b64 = base64.StdEncoding.EncodeToString
@@ -26,18 +29,48 @@ func ntlmTokens(t testing.TB, user, password string) (type1, type3 []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type3, err = ntlmssp.NewAuthenticateMessage(ntlmChallenge([8]byte{9, 8, 7, 6, 5, 4, 3, 2}, "CORP"), user, password, nil)
+	type3, err = ntlmssp.NewAuthenticateMessage(ntlmChallenge(t), user, password, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return type1, type3
 }
 
+// ntlmChallenge is a CHALLENGE message from testsquid's NTLM server side.
+func ntlmChallenge(t testing.TB) []byte {
+	t.Helper()
+	ch, err := ntlm.NewChallenge("CORP", "PROXY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch.Marshal()
+}
+
+// The Kerberos fixtures: alice in the test realm, and the service names a
+// test asks tickets for: the parent's name, and the names a client uses
+// when it is pointed at the tap as localhost or by address.
+const (
+	krbUser     = "alice"
+	krbPassword = "alice-Pa55"
+)
+
+var krbServices = []string{"HTTP/proxy.corp.example", "HTTP/localhost", "HTTP/127.0.0.1"}
+
+func startKDC(t testing.TB) *testsquid.KDC {
+	t.Helper()
+	k := testsquid.StartKDC(t)
+	k.AddUser(krbUser, krbPassword)
+	for _, s := range krbServices {
+		k.AddService(s)
+	}
+	return k
+}
+
 func TestInspect(t *testing.T) {
 	type1, type3 := ntlmTokens(t, `CORP\alice`, "alice-Pa55")
 	_, type3NoDomain := ntlmTokens(t, "bob", "x")
 	_, type3Unicode := ntlmTokens(t, `ＣＯＲＰ\山田`, "x")
-	type2 := ntlmChallenge([8]byte{}, "CORP")
+	type2 := ntlmChallenge(t)
 	// An AUTHENTICATE message from an old client: OEM strings, no flags field.
 	oem := make([]byte, 52, 64)
 	copy(oem, "NTLMSSP\x00")
@@ -115,13 +148,13 @@ func TestClip(t *testing.T) {
 }
 
 // krbClient logs alice in with gokrb5 against the test KDC.
-func krbClient(t testing.TB, k *testKDC) *client.Client {
+func krbClient(t testing.TB, k *testsquid.KDC) *client.Client {
 	t.Helper()
-	cfg, err := krbconfig.Load(k.conf)
+	cfg, err := krbconfig.Load(k.Conf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := client.NewWithPassword(k.user, k.realm, k.password, cfg, client.DisablePAFXFAST(true))
+	cl := client.NewWithPassword(krbUser, k.Realm, krbPassword, cfg, client.DisablePAFXFAST(true))
 	if err := cl.Login(); err != nil {
 		t.Fatalf("login: %v", err)
 	}
@@ -132,9 +165,9 @@ func krbClient(t testing.TB, k *testKDC) *client.Client {
 // TestInspectKerberos reads AP-REQs for real tickets from the test KDC, in
 // every framing a client uses.
 func TestInspectKerberos(t *testing.T) {
-	k := sharedKDC(t)
+	k := startKDC(t)
 	cl := krbClient(t, k)
-	for _, spn := range kdcServices {
+	for _, spn := range krbServices {
 		t.Run(spn, func(t *testing.T) {
 			ctx, err := spnego.SPNEGOClient(cl, spn).InitSecContext()
 			if err != nil {
@@ -171,7 +204,7 @@ func TestInspectKerberos(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Credential{Scheme: SchemeNegotiate, Kerberos: true, SPN: spn, Realm: k.realm}
+			want := Credential{Scheme: SchemeNegotiate, Kerberos: true, SPN: spn, Realm: k.Realm}
 			for name, b := range map[string][]byte{"spnego": full, "gss krb5": gss, "bare ap-req": bare, "ms oid": msGSS, "spnego ms oid": msFull} {
 				if got := Inspect("Negotiate " + b64(b)); got != want {
 					t.Errorf("%s: Inspect = %+v; want %+v", name, got, want)
@@ -194,7 +227,7 @@ func TestInspectKerberos(t *testing.T) {
 // handshake) and Negotiate with a Kerberos ticket from the test KDC, with
 // the proxy named as the parent and as an address.
 func TestInspectCurl(t *testing.T) {
-	curl := needTool(t, "curl", "curl")
+	curl := testsquid.Need(t, "curl", "curl")
 	run := func(t *testing.T, env []string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(curl, append([]string{"-sS", "-o", "/dev/null", "--max-time", "10"}, args...)...)
@@ -228,9 +261,8 @@ func TestInspectCurl(t *testing.T) {
 	})
 
 	t.Run("negotiate", func(t *testing.T) {
-		k := sharedKDC(t)
-		ccache := k.kinit(t)
-		env := append(os.Environ(), "KRB5_CONFIG="+k.conf, "KRB5CCNAME=FILE:"+ccache)
+		k := startKDC(t)
+		env := append(os.Environ(), k.ClientEnv(k.Kinit(krbUser, krbPassword))...)
 		for _, tc := range []struct{ host, spn string }{
 			{"proxy.corp.example", "HTTP/proxy.corp.example"},
 			{"localhost", "HTTP/localhost"},
@@ -244,7 +276,7 @@ func TestInspectCurl(t *testing.T) {
 			if len(vals) == 0 {
 				t.Fatalf("%s: curl sent no Negotiate token", tc.host)
 			}
-			want := Credential{Scheme: SchemeNegotiate, Kerberos: true, SPN: tc.spn, Realm: k.realm}
+			want := Credential{Scheme: SchemeNegotiate, Kerberos: true, SPN: tc.spn, Realm: k.Realm}
 			if got := Inspect(vals[0]); got != want {
 				t.Errorf("%s: Inspect = %+v; want %+v", tc.host, got, want)
 			}
