@@ -1,0 +1,82 @@
+//go:build !windows
+
+package winetest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Prefix is a wine prefix made by .ci/wine/setup, for tests on Linux that
+// run the tap's Windows binary under wine.
+type Prefix struct {
+	Dir  string // WINEPREFIX
+	wine string
+}
+
+// Open returns the prefix named by M365TAP_WINEPREFIX (or /tmp/m365tap-wine),
+// skipping the test when wine or the prefix is missing, and failing it
+// when CI=1: .ci/run installs wine and runs .ci/wine/setup.
+func Open(t testing.TB) *Prefix {
+	t.Helper()
+	dir := os.Getenv("M365TAP_WINEPREFIX")
+	if dir == "" {
+		dir = "/tmp/m365tap-wine"
+	}
+	wine, err := exec.LookPath("wine")
+	if err == nil {
+		_, err = os.Stat(filepath.Join(dir, "drive_c", "windows", "system32", "bcryptprimitives.dll"))
+	}
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("wine prefix %s not ready (%v): .ci/run installs wine and runs .ci/wine/setup", dir, err)
+		}
+		t.Skipf("wine prefix %s not ready (%v): run .ci/wine/setup", dir, err)
+	}
+	return &Prefix{Dir: dir, wine: wine}
+}
+
+// Env is the environment for a wine command: the prefix, no wine debug
+// output, no Mono or Gecko installers, and extra (KEY=value) entries,
+// which wine passes on to the Windows program.
+func (p *Prefix) Env(extra ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + os.Getenv("HOME"),
+		"WINEPREFIX=" + p.Dir,
+		"WINEDEBUG=-all",
+		"WINEDLLOVERRIDES=mscoree,mshtml=",
+	}
+	return append(env, extra...)
+}
+
+// Command runs a Windows program (a path on this machine, or a program of
+// the prefix such as reg) under wine.
+func (p *Prefix) Command(prog string, args ...string) *exec.Cmd {
+	cmd := exec.Command(p.wine, append([]string{prog}, args...)...)
+	cmd.Env = p.Env()
+	return cmd
+}
+
+// Reg runs wine's reg.exe and returns its output with CRLFs made LFs.
+func (p *Prefix) Reg(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	out, err := p.Command("reg", args...).CombinedOutput()
+	return strings.ReplaceAll(string(out), "\r\n", "\n"), err
+}
+
+// BuildWindows builds the Go package at dir (relative to the current
+// directory) for windows/amd64 into a temporary .exe.
+func BuildWindows(t testing.TB, pkg string) string {
+	t.Helper()
+	exe := filepath.Join(t.TempDir(), "m365tap.exe")
+	cmd := exec.Command("go", "build", "-o", exe, pkg)
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build for windows: %v\n%s", err, out)
+	}
+	return exe
+}
