@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,16 +24,32 @@ import (
 // Both cost tens of milliseconds or more by design, far too much per
 // request, so a header value that verified once is remembered (bounded).
 type authenticator struct {
-	users map[string]*passhash.Hash
-	// decoy is verified for a user name that does not exist, so that the
-	// answer takes as long as for one that does (see newAuthenticator).
-	decoy func() *passhash.Hash
-	// slots bounds the verifications running at once: a flood of wrong
-	// passwords must not take every CPU, nor hold an Argon2 memory block
-	// per attempt (64 MiB each with the usual m=65536).
+	users map[string]account
+	// classes are the distinct kinds and costs (passhash.Hash.Params) of
+	// the users' hashes, in a fixed order. Every check verifies one hash of
+	// each class: the user's own in its class, a decoy in the others, and
+	// decoys only for a name that does not exist. So a refusal costs the
+	// same whichever name was sent, whatever mix of Argon2 and bcrypt
+	// hashes and costs access.users holds; with one kind and cost, as
+	// htpasswd or m365tap hash with fixed options produce, that is one
+	// verification, as before.
+	classes []string
+	// decoys holds one hash per class that no password matches, made on
+	// the first check (a bcrypt decoy costs one login to make), all at
+	// once, so that the first check costs the same for any name too.
+	decoys func() []*passhash.Hash
+	// slots bounds the checks running at once: a flood of wrong passwords
+	// must not take every CPU, nor hold an Argon2 memory block per attempt
+	// (64 MiB each with the usual m=65536).
 	slots chan struct{}
 	mu    sync.RWMutex
 	good  map[string]bool // exact header values that verified
+}
+
+// account is one user of access.users: the parsed hash and its class.
+type account struct {
+	hash  *passhash.Hash
+	class int
 }
 
 const authCacheMax = 1024
@@ -41,49 +58,59 @@ const authCacheMax = 1024
 const authMemoryBudget = 1 << 30
 
 // newAuthenticator parses the hashes; an entry that does not parse (config
-// validation refuses it first) lets nobody in under that name. Unknown
-// names are checked against a decoy with the kind and parameters most of
-// the users' hashes have (ties: the first such user by name), so with one
-// kind and cost for every user, as htpasswd or argon2 with fixed options
-// produce, timing does not tell which names exist.
+// validation refuses it first) lets nobody in under that name, and costs
+// what an unknown name costs.
 func newAuthenticator(users map[string][]byte) *authenticator {
 	if len(users) == 0 {
 		return nil
 	}
-	a := &authenticator{users: make(map[string]*passhash.Hash, len(users)), good: map[string]bool{}}
+	a := &authenticator{users: make(map[string]account, len(users)), good: map[string]bool{}}
 	names := make([]string, 0, len(users))
 	for name := range users {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	var (
-		ref    *passhash.Hash
-		count        = map[string]int{}
-		maxMem int64 = 1
+		refs   []*passhash.Hash // one per class
+		maxMem int64            = 1
 	)
 	for _, name := range names {
 		h, err := passhash.Parse(string(users[name]))
 		if err != nil {
 			continue
 		}
-		a.users[name] = h
-		p := h.Params()
-		count[p]++
-		if ref == nil || count[p] > count[ref.Params()] {
-			ref = h
+		class := slices.Index(a.classes, h.Params())
+		if class < 0 {
+			class = len(a.classes)
+			a.classes = append(a.classes, h.Params())
+			refs = append(refs, h)
 		}
+		a.users[name] = account{hash: h, class: class}
 		maxMem = max(maxMem, h.Memory())
 	}
-	a.decoy = sync.OnceValue(func() *passhash.Hash {
-		if ref == nil {
-			return nil
+	a.decoys = sync.OnceValue(func() []*passhash.Hash {
+		d := make([]*passhash.Hash, len(refs))
+		for i, h := range refs {
+			d[i] = h.Decoy()
 		}
-		// Made on first use: a bcrypt decoy costs one login to make, and
-		// most taps never see an unknown name.
-		return ref.Decoy()
+		return d
 	})
+	// A check verifies its hashes one after another, so it holds the
+	// memory of the largest at most.
 	a.slots = make(chan struct{}, max(1, min(int64(runtime.GOMAXPROCS(0)), authMemoryBudget/maxMem)))
 	return a
+}
+
+// hashesFor returns what a check of user verifies, one hash per class in
+// the classes' order, and the index of the user's own hash (-1 for a name
+// that does not exist or whose hash did not parse).
+func (a *authenticator) hashesFor(user string) (hashes []*passhash.Hash, own int) {
+	hashes = slices.Clone(a.decoys())
+	own = -1
+	if acct, ok := a.users[user]; ok {
+		hashes[acct.class], own = acct.hash, acct.class
+	}
+	return hashes, own
 }
 
 // check returns "" when the request may pass, else the reason for the log.
@@ -107,13 +134,7 @@ func (a *authenticator) check(r *http.Request) string {
 		return "malformed proxy credentials"
 	}
 	user, pass, _ := strings.Cut(string(raw), ":")
-	hash, known := a.users[user]
-	if !known {
-		// Spend the same time as for a known user, so response timing does
-		// not tell which user names exist.
-		hash = a.decoy()
-	}
-	if hash == nil || !a.verify(r.Context(), hash, []byte(pass)) || !known {
+	if !a.verify(r.Context(), user, []byte(pass)) {
 		return "wrong proxy credentials"
 	}
 	a.mu.Lock()
@@ -125,16 +146,24 @@ func (a *authenticator) check(r *http.Request) string {
 	return ""
 }
 
-// verify runs one verification in a slot; a client that leaves while it
-// waits for one gives up its turn.
-func (a *authenticator) verify(ctx context.Context, h *passhash.Hash, pass []byte) bool {
+// verify runs the hashes of hashesFor in one slot, every one of them
+// whatever the earlier ones answered; a client that leaves while it waits
+// for a slot gives up its turn.
+func (a *authenticator) verify(ctx context.Context, user string, pass []byte) bool {
 	select {
 	case a.slots <- struct{}{}:
 	case <-ctx.Done():
 		return false
 	}
 	defer func() { <-a.slots }()
-	return h.Verify(pass)
+	hashes, own := a.hashesFor(user)
+	match := false
+	for i, h := range hashes {
+		if h.Verify(pass) && i == own {
+			match = true
+		}
+	}
+	return match
 }
 
 // connLimiter bounds concurrent client connections, globally and per
