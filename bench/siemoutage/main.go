@@ -12,7 +12,17 @@
 //
 //	go build -o /tmp/m365tap . && go run ./bench/siemoutage -m365tap /tmp/m365tap [-phase 5s -clients 4 -queue 10000]
 //
-// Needs rsyslogd (Debian package rsyslog).
+// With -crash it measures instead what a receiver crash costs each kind of
+// sink: rsyslogd is frozen (SIGSTOP) in the middle of the stream, killed
+// (SIGKILL) while frozen and started again, with the tap's sink over TCP,
+// over RELP to an rsyslogd with its default in-memory queue, over RELP to
+// one whose ruleset has a direct queue (the answer comes after the write),
+// and the last with a disk queue; then it counts the exchanges by id.
+//
+//	go run ./bench/siemoutage -m365tap /tmp/m365tap -crash [-phase 8s -clients 4]
+//
+// Needs rsyslogd (Debian package rsyslog) and, for -crash, imrelp
+// (rsyslog-relp).
 package main
 
 import (
@@ -40,10 +50,18 @@ func main() {
 	phase := flag.Duration("phase", 5*time.Second, "length of each phase")
 	clients := flag.Int("clients", 4, "concurrent clients, each sending requests back to back")
 	queue := flag.Int("queue", 10000, "the syslog sink's queue_size")
+	crash := flag.Bool("crash", false, "measure events lost across a receiver crash, per kind of sink")
 	flag.Parse()
 	if *bin == "" {
 		fmt.Fprintln(os.Stderr, "usage: siemoutage -m365tap BIN [-phase 5s -clients 4 -queue 10000]")
 		os.Exit(2)
+	}
+	if *crash {
+		if err := runCrash(*bin, *phase, *clients, *queue); err != nil {
+			fmt.Fprintln(os.Stderr, "siemoutage:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(*bin, *phase, *clients, *queue); err != nil {
 		fmt.Fprintln(os.Stderr, "siemoutage:", err)
