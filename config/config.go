@@ -12,6 +12,7 @@ type Config struct {
 	// Listen is the proxy's listen address. Anything but loopback needs Access.Allow.
 	Listen string `mapstructure:"listen"`
 	Parent Parent `mapstructure:"parent"`
+	PAC    PAC    `mapstructure:"pac"`
 	Probes Probes `mapstructure:"probes"`
 	DNS    DNS    `mapstructure:"dns"`
 	// Hosts are NAME=IP overrides consulted before DNS, like /etc/hosts.
@@ -43,6 +44,11 @@ type Parent struct {
 	// FromEnvironment takes the parent from HTTPS_PROXY/HTTP_PROXY when URL is empty.
 	// Off by default: a tap must not silently chain through a proxy it inherited.
 	FromEnvironment bool `mapstructure:"from_environment"`
+	// PAC is the PC's proxy auto-config file: a file path or an http(s)
+	// URL. When set, the PAC chooses the way out per destination, as on the
+	// PC; URL (or direct) is the fallback while the PAC cannot be loaded.
+	// Empty: no PAC.
+	PAC string `mapstructure:"pac"`
 }
 
 // Probes controls NCSI probe handling.
@@ -225,6 +231,7 @@ type Shutdown struct {
 func Default() Config {
 	return Config{
 		Listen: "127.0.0.1:8080",
+		PAC:    PAC{Timezone: "Local", EvalTimeout: 2 * time.Second, Refresh: 5 * time.Minute},
 		DNS:    DNS{Timeout: 5 * time.Second},
 		Timeouts: Timeouts{
 			Connect:        10 * time.Second,

@@ -98,6 +98,7 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.validatePAC(add)
 	if c.Probes.Interval < 0 {
 		add("probes.interval", c.Probes.Interval.String(), allowInterval)
 	}
