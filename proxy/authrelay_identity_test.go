@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/m365tap/m365tap/internal/testsquid"
+	"github.com/m365tap/m365tap/proxy"
 )
 
 // testRelayIdentity: two users and an anonymous client at once through
@@ -21,8 +22,25 @@ import (
 // request under its own sender's name (or none), never another's. A shared
 // pool of parent connections fails this (an anonymous client served as a
 // user, one user's requests logged as the other's).
+//
+// With credentials of the tap's own in parent.url (used for its own
+// traffic only, not for clients) nothing changes for the clients.
 func testRelayIdentity(t *testing.T, e *arEnv) {
-	h := e.tap(t, nil)
+	for _, tc := range []struct {
+		name string
+		mod  func(*proxy.Options)
+	}{
+		{"tap without credentials", nil},
+		{"tap with credentials in parent URL", func(o *proxy.Options) {
+			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { relayIdentity(t, e, tc.mod) })
+	}
+}
+
+func relayIdentity(t *testing.T, e *arEnv, mod func(*proxy.Options)) {
+	h := e.tap(t, mod)
 	mark := e.squid.Mark(t)
 	const (
 		workers = 2  // goroutines (connections at a time) per client
