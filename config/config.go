@@ -32,6 +32,11 @@ type Config struct {
 	// that was validated.
 	envProxy    string
 	envProxyVar string
+	// envPassword is the value of the variable parent.auth.password_env
+	// names, in the environment given to Load; nil when it was not set. A
+	// pointer, so that printing a Config with %v shows an address, never
+	// the password.
+	envPassword *string
 }
 
 // Parent is the corporate (parent) proxy. An empty URL means every route is direct.
@@ -49,6 +54,10 @@ type Parent struct {
 	// PC; URL (or direct) is the fallback while the PAC cannot be loaded.
 	// Empty: no PAC.
 	PAC string `mapstructure:"pac"`
+	// Auth are the tap's own credentials for the parent; with a scheme set
+	// they replace user:pass in URL. The zero value: none beyond user:pass
+	// in URL (Basic). Clients' own credentials are relayed either way.
+	Auth ParentAuth `mapstructure:"auth"`
 }
 
 // Probes controls NCSI probe handling.
@@ -153,6 +162,10 @@ type Log struct {
 	Compress   bool   `mapstructure:"compress"`
 	// Language of cause titles and remedies: en or ja.
 	Language string `mapstructure:"language"`
+	// Users writes the user name of a client's Basic or NTLM credential
+	// into events (proxy_auth_user). Off by default: a user name is
+	// personal data.
+	Users bool `mapstructure:"users"`
 	// Sinks are further outputs, each with its own format and level, in
 	// addition to stdout and file above. Empty: those two only.
 	Sinks []Sink `mapstructure:"sinks"`

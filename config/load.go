@@ -139,6 +139,7 @@ func Load(opts LoadOptions) (*Config, error) {
 	if c.Parent.FromEnvironment && c.Parent.URL == "" {
 		c.envProxyVar, c.envProxy = proxyFromEnv(env)
 	}
+	c.captureEnv(env)
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

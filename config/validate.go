@@ -97,6 +97,7 @@ func (c *Config) Validate() error {
 			add(index("parent.bypass", i), p, allowBypass)
 		}
 	}
+	c.validateParentAuth(add)
 
 	c.validatePAC(add)
 	if c.Probes.Interval < 0 {
