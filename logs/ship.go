@@ -74,6 +74,7 @@ const (
 	defaultBackoffMax  = 5 * time.Second
 	defaultReportEvery = time.Second
 	ackPoll            = 10 * time.Millisecond
+	diskWriteEvery     = 100 * time.Millisecond
 	maxBatch           = 64 << 10
 	maxDatagram        = 65000 // IPv4 UDP payload limit, with room to spare
 	keepSlot           = 64 << 10
@@ -129,9 +130,10 @@ type shipper struct {
 
 	// Disk queue (nil without one): the position each slot's record ends
 	// at in the files, and the logging call's framing buffer (under mu).
-	dq      *diskQueue
-	dpos    []diskPos
-	scratch []byte
+	dq          *diskQueue
+	dpos        []diskPos
+	scratch     []byte
+	diskWritten time.Time
 }
 
 // dropRecord is an events_dropped record written to the sink and not yet
@@ -283,7 +285,7 @@ func (s *shipper) run() {
 		}
 		s.reportLocal(now, false)
 		if s.dq != nil {
-			s.diskWrite()
+			s.diskWrite(now)
 		}
 		if s.conn == nil && !now.Before(retry) {
 			if err := s.connect(deadline); err != nil {
@@ -325,6 +327,9 @@ func (s *shipper) run() {
 		}
 		if draining {
 			wait = min(wait, time.Until(deadline))
+		}
+		if s.dq != nil && s.diskPending() {
+			wait = min(wait, diskWriteEvery)
 		}
 		if wait <= 0 {
 			select {
@@ -577,19 +582,34 @@ func (s *shipper) unsent() bool {
 	return s.n > s.sent || s.dq != nil && s.n < len(s.slots) && s.dq.unread()
 }
 
-// diskWrite writes what the logging calls appended to the disk queue, so
-// that it is in the files (and survives a crash of the tap) within one
-// turn of the sender's loop.
-func (s *shipper) diskWrite() {
+// diskWrite writes what the logging calls appended to the disk queue once
+// 16 KiB have gathered or the oldest has waited diskWriteEvery, so that it
+// is in the files (and survives a crash of the tap) soon, without one write
+// per event while the receiver is away: the sender's loop turns once per
+// event then.
+func (s *shipper) diskWrite(now time.Time) {
 	s.mu.Lock()
-	s.drops += uint64(s.dq.flush())
+	if n := len(s.dq.pend); n >= 16<<10 || n > 0 && now.Sub(s.diskWritten) >= diskWriteEvery {
+		s.drops += uint64(s.dq.flush())
+		s.diskWritten = now
+	}
 	s.mu.Unlock()
 }
 
-// refill moves records from the disk queue into the free slots, in order.
+func (s *shipper) diskPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.dq.pend) > 0
+}
+
+// refill moves records from the disk queue into the free slots, in order,
+// writing the appended ones first when there is room for them.
 func (s *shipper) refill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.n == len(s.slots) {
+		return
+	}
 	s.drops += uint64(s.dq.flush())
 	for s.n < len(s.slots) {
 		i := (s.head + s.n) % len(s.slots)
