@@ -13,7 +13,9 @@ import (
 	"github.com/jcmturner/gokrb5/v8/client"
 	krbconfig "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/gssapi"
+	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/spnego"
+	"github.com/jcmturner/gokrb5/v8/types"
 
 	"github.com/m365tap/m365tap/internal/testsquid"
 	"github.com/m365tap/m365tap/internal/testsquid/ntlm"
@@ -305,12 +307,45 @@ func FuzzInspect(f *testing.F) {
 	})
 }
 
+// apReqToken is an SPNEGO token around an AP-REQ of the size a real one
+// has (an MIT ticket with a 1 KiB encrypted part), built with gokrb5's
+// types and no KDC, for the benchmark.
+func apReqToken(b testing.TB) []byte {
+	b.Helper()
+	tkt := messages.Ticket{TktVNO: 5, Realm: "TEST.M365TAP",
+		SName:   types.NewPrincipalName(2, "HTTP/proxy.corp.example"),
+		EncPart: types.EncryptedData{EType: 18, KVNO: 2, Cipher: make([]byte, 1024)}}
+	ap := messages.APReq{PVNO: 5, MsgType: 14, APOptions: types.NewKrbFlags(), Ticket: tkt,
+		EncryptedAuthenticator: types.EncryptedData{EType: 18, Cipher: make([]byte, 200)}}
+	raw, err := ap.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	oid, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 113554, 1, 2, 2})
+	gss, _ := asn1.Marshal(asn1.RawValue{Class: asn1.ClassApplication, Tag: 0, IsCompound: true, Bytes: append(append(oid, 1, 0), raw...)})
+	init := spnego.SPNEGOToken{Init: true, NegTokenInit: spnego.NegTokenInit{
+		MechTypes: []gofork.ObjectIdentifier{gssapi.OIDKRB5.OID()}, MechTokenBytes: gss}}
+	tok, err := init.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok
+}
+
+func TestAPReqToken(t *testing.T) {
+	want := Credential{Scheme: SchemeNegotiate, Kerberos: true, SPN: "HTTP/proxy.corp.example", Realm: "TEST.M365TAP"}
+	if got := Inspect("Negotiate " + b64(apReqToken(t))); got != want {
+		t.Errorf("Inspect = %+v; want %+v", got, want)
+	}
+}
+
 func BenchmarkInspect(b *testing.B) {
 	type1, type3 := ntlmTokens(b, `CORP\alice`, "pw")
 	for _, bc := range []struct{ name, value string }{
 		{"basic", "Basic " + b64([]byte("alice:secret"))},
 		{"ntlm-type1", "NTLM " + b64(type1)},
 		{"ntlm-type3", "NTLM " + b64(type3)},
+		{"negotiate-kerberos", "Negotiate " + b64(apReqToken(b))},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
