@@ -79,8 +79,11 @@ func Inspect(value string) Credential {
 	}
 	switch c.Scheme {
 	case SchemeBasic:
-		user, _, _ := strings.Cut(string(raw), ":")
-		c.User = clip(user)
+		user, _, _ := bytes.Cut(raw, []byte(":"))
+		if len(user) > MaxFieldLen {
+			user = user[:MaxFieldLen+utf8.UTFMax]
+		}
+		c.User = clip(string(user))
 	case SchemeNTLM:
 		c.inspectNTLM(raw)
 	case SchemeNegotiate:
