@@ -88,6 +88,7 @@ func TestAuthRelay(t *testing.T) {
 	t.Logf("KDC and Squid ready in %v", time.Since(start).Round(time.Millisecond))
 
 	t.Run("table", func(t *testing.T) { testRelayTable(t, e) })
+	t.Run("log users", func(t *testing.T) { testRelayLogUsers(t, e) })
 	t.Run("kerberos naming", func(t *testing.T) { testRelayKerberosNaming(t, e) })
 	t.Run("identity", func(t *testing.T) { testRelayIdentity(t, e) })
 	t.Run("ncsi", func(t *testing.T) { testRelayNCSI(t, e) })

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/m365tap/m365tap/internal/testsquid"
+	"github.com/m365tap/m365tap/proxy"
 )
 
 // testRelayTable: scheme × plain GET / CONNECT × right, wrong or no
@@ -121,4 +122,31 @@ func checkRelayEvents(t *testing.T, h *harness, scheme string, connect bool, cod
 		t.Errorf("no event names the scheme %q: %v", scheme, evs)
 	}
 	return evs
+}
+
+// testRelayLogUsers: with log.users the event names the user of a relayed
+// Basic credential or NTLM AUTHENTICATE message (never a Kerberos one: the
+// ticket's client name is encrypted); the tests above check that it is
+// absent by default.
+func testRelayLogUsers(t *testing.T, e *arEnv) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		user string
+	}{
+		{"basic", []string{"--proxy-basic", "-U", "alice:" + arAlice.Password}, "alice"},
+		{"ntlm", []string{"--proxy-ntlm", "-U", "bob:" + arBob.Password}, "bob"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, codes := e.sameThroughTap(t, curlClient(nil, false, tc.args, e.plainURLs("users", 2)),
+				func(o *proxy.Options) { o.LogUsers = true })
+			if !equalSlices(codes, []int{200, 200}) {
+				t.Fatalf("straight to Squid: %v, want 200 200", codes)
+			}
+			evs := relayEvents(t, h, 2)
+			if got := str(evs[0], "proxy_auth_user"); got != tc.user {
+				t.Errorf("proxy_auth_user = %q, want %q: %v", got, tc.user, evs[0])
+			}
+		})
+	}
 }
