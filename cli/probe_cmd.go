@@ -20,6 +20,7 @@ import (
 	"github.com/m365tap/m365tap/config"
 	"github.com/m365tap/m365tap/internal/ruleset"
 	"github.com/m365tap/m365tap/logs"
+	"github.com/m365tap/m365tap/messages"
 	"github.com/m365tap/m365tap/proxy"
 	"github.com/m365tap/m365tap/rules"
 )
@@ -139,16 +140,9 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 		return err
 	}
 	if pt.RequiredFailed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("probe: %d required %s failed", pt.RequiredFailed, plural(pt.RequiredFailed, "check", "checks"))}
+		return &exitError{code: 1, err: errors.New(messages.For(lang).N("probe.exit", pt.RequiredFailed, nil))}
 	}
 	return nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // tapOptions are the tap's options that shape its way out: dialer,
@@ -348,7 +342,7 @@ func newProbeTable(targets []proxy.ProbeTarget, results []proxy.Result, parent b
 		row.Passed = used != nil && used.ok
 		for _, r := range []*probeResult{used, other} {
 			if r != nil && r.cause != nil {
-				row.CauseID, row.CauseTitle = r.cause.ID.String(), r.cause.Title(lang)
+				row.CauseID, row.CauseTitle = r.cause.ID.String(), messages.For(lang).CauseTitle(r.cause.ID.String())
 				break
 			}
 		}
@@ -390,18 +384,20 @@ func (r *probeResult) cell(used, mark bool) string {
 }
 
 func (pt *probeTable) writeTable(w io.Writer) error {
+	p := messages.For(pt.lang)
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tTARGET\tRULE\tREQUIRED\tDIRECT\tVIA PARENT\tCAUSE")
+	fmt.Fprintln(tw, strings.Join([]string{p.T("col.check", nil), p.T("col.target", nil), p.T("col.set", nil), p.T("col.required", nil),
+		p.T("col.direct", nil), p.T("col.via_parent", nil), p.T("col.cause", nil)}, "\t"))
 	for _, r := range pt.Rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Check, r.Target, rulesDash(r.RuleID), r.Required,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Check, r.Target, rulesDash(r.RuleID), p.T("probe.required."+r.Required, nil),
 			r.Direct.cell(r.Route == "direct", pt.Parent), r.Parent.cell(r.Route == "parent", pt.Parent), rulesDash(r.CauseID))
 	}
 	tw.Flush()
 	if pt.Parent {
-		b.WriteString("* the route the tap sends this traffic on\n")
+		b.WriteString(p.T("probe.route_mark", nil) + "\n")
 	}
-	b.WriteString("REQUIRED either: the IPv4 or the IPv6 probe (DNS: the A or the AAAA answer) passing is enough, as for NCSI\n")
+	b.WriteString(p.T("probe.either_note", nil) + "\n")
 	first := true
 	for _, r := range pt.Rows {
 		for _, res := range []struct {
@@ -412,33 +408,29 @@ func (pt *probeTable) writeTable(w io.Writer) error {
 				continue
 			}
 			if first {
-				b.WriteString("\nFailures:\n")
+				b.WriteString("\n" + p.T("probe.failures", nil) + "\n")
 				first = false
 			}
-			fmt.Fprintf(&b, "  %s %s via %s: %s", r.Check, r.Target, res.route, res.r.Outcome)
-			if res.r.Error != "" {
-				b.WriteString(": " + res.r.Error)
-			}
-			b.WriteString("\n")
+			b.WriteString("  " + p.T("probe.failure", messages.Args{"Check": r.Check, "Target": r.Target,
+				"Route": p.T("route."+res.route, nil), "Outcome": res.r.Outcome, "Error": res.r.Error}) + "\n")
 		}
 	}
 	b.WriteString("\n")
 	if pt.RequiredFailed == 0 {
-		fmt.Fprintf(&b, "%d checks: every required check passed on the route the tap uses.\n", pt.Checks)
+		b.WriteString(p.T("probe.summary.passed", messages.Args{"Checks": pt.Checks}) + "\n")
 	} else {
-		fmt.Fprintf(&b, "%d checks: %d required %s failed on the route the tap uses.\n", pt.Checks, pt.RequiredFailed,
-			plural(pt.RequiredFailed, "check", "checks"))
+		b.WriteString(p.N("probe.summary.failed", pt.RequiredFailed, messages.Args{"Checks": pt.Checks}) + "\n")
 		seen := map[string]bool{}
 		for _, r := range pt.Rows {
 			if !r.requiredFail || r.CauseID == "" || seen[r.CauseID] {
 				continue
 			}
 			seen[r.CauseID] = true
-			c := causeByName(r.CauseID)
-			if c == nil {
+			if causeByName(r.CauseID) == nil {
 				continue
 			}
-			fmt.Fprintf(&b, "\n%s: %s\n  %s\n", c.ID, c.Title(pt.lang), c.Remedy(pt.lang))
+			fmt.Fprintf(&b, "\n%s: %s\n  %s\n  %s\n", r.CauseID, p.CauseTitle(r.CauseID), p.CauseRemedy(r.CauseID),
+				p.T("finding.reference", messages.Args{"Link": p.CauseLink(r.CauseID)}))
 		}
 	}
 	_, err := io.WriteString(w, b.String())

@@ -177,9 +177,9 @@ func TestProbeCommand(t *testing.T) {
 				`(?m)^dns_a +dns\.msftncsi\.com A +- +either +ok +- +-$`,
 				`(?m)^tls +login\.microsoftonline\.com:443 +56 +yes +ok +- +-$`,
 				`(?m)^tls +graph\.microsoft\.com:443 +56 +yes +tls_failure +- +required-endpoint-unreachable$`,
-				`(?m)^  tls graph\.microsoft\.com:443 via direct: tls_failure: tls: failed to verify certificate: x509: certificate signed by unknown authority`,
+				`(?m)^  tls graph\.microsoft\.com:443, direct: tls_failure: tls: failed to verify certificate: x509: certificate signed by unknown authority`,
 				`(?m)^88 checks: 1 required check failed on the route the tap uses\.$`,
-				`(?m)^required-endpoint-unreachable: A required Microsoft 365 Common endpoint is unreachable$`,
+				`(?m)^required-endpoint-unreachable: A required endpoint of "Microsoft 365 Common and Office Online" cannot be reached$`,
 			},
 		},
 		{
@@ -188,7 +188,7 @@ func TestProbeCommand(t *testing.T) {
 			lines: []string{
 				`(?m)^dns_a +dns\.msftncsi\.com A +- +either +probe_content_mismatch +- +ncsi-no-internet$`,
 				`(?m)^dns_aaaa +dns\.msftncsi\.com AAAA +- +either +dns_nxdomain +- +ncsi-no-internet$`,
-				`(?m)^  dns_a dns\.msftncsi\.com A via direct: probe_content_mismatch: dns\.msftncsi\.com A answered 192\.0\.2\.1, want 131\.107\.255\.255$`,
+				`(?m)^  dns_a dns\.msftncsi\.com A, direct: probe_content_mismatch: dns\.msftncsi\.com A answered 192\.0\.2\.1, want 131\.107\.255\.255$`,
 			},
 		},
 		{
@@ -200,7 +200,7 @@ func TestProbeCommand(t *testing.T) {
 				`(?m)^dns_a +dns\.msftncsi\.com A +- +no +ok\* +- +-$`,
 				`(?m)^tls +login\.microsoftonline\.com:443 +56 +yes +ok +http_error\* +required-endpoint-unreachable$`,
 				`(?m)^\* the route the tap sends this traffic on$`,
-				`(?m)^  tls login\.microsoftonline\.com:443 via parent: http_error: parent proxy answered CONNECT with 403 Forbidden$`,
+				`(?m)^  tls login\.microsoftonline\.com:443, through the parent proxy: http_error: parent proxy answered CONNECT with 403 Forbidden$`,
 				`(?m)^ncsi-no-internet: `,
 			},
 			check: func(t *testing.T, doc probeDoc) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path"
@@ -18,6 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/messages"
+	"github.com/m365tap/m365tap/rules"
 )
 
 // tailPoll is how often tail looks for new lines and for a rotated file.
@@ -38,7 +41,7 @@ func NewTailCommand(load func() (*config.Config, error)) *cobra.Command {
 			"it prints the last --lines events,\n" +
 			"then each new one as it is written, and keeps following when log rotation renames the\n" +
 			"file and starts a new one. Each event becomes one line: time, outcome, method, target,\n" +
-			"route, status, duration, rule, cause, error; coloured when standard output is a terminal.\n" +
+			"route, status, duration, rule, cause, error, after the outcome the PC's address; coloured when standard output is a terminal.\n" +
 			"Control characters in a record (escape sequences among them) are shown as escapes, never sent\n" +
 			"to the terminal.\n" +
 			"Without FILE it follows log.file; - reads standard input to its end.",
@@ -55,19 +58,25 @@ func NewTailCommand(load func() (*config.Config, error)) *cobra.Command {
 				tf.host = strings.ToLower(tf.host)
 			}
 			name := ""
+			// The config gives the language; a file named on the command
+			// line is followed even when the config does not load.
+			cfg, cfgErr := load()
+			lang := rules.LangEN
+			if cfgErr == nil {
+				lang, _ = rules.ParseLanguage(cfg.Log.Language)
+			}
 			if len(args) == 1 {
 				name = args[0]
 			} else {
-				cfg, err := load()
-				if err != nil {
-					return err
+				if cfgErr != nil {
+					return cfgErr
 				}
 				if name = cfg.Log.File; name == "" {
 					return errors.New("tail: name a log file (or - for standard input); log.file is not set")
 				}
 			}
 			out := cmd.OutOrStdout()
-			tp := &tailPrinter{w: out, filter: tf, color: isTerminal(out), loc: time.Local}
+			tp := &tailPrinter{w: out, filter: tf, color: isTerminal(out), loc: time.Local, msg: messages.For(lang)}
 			if name == "-" {
 				return tp.copy(cmd.InOrStdin())
 			}
@@ -114,6 +123,8 @@ type tailEvent struct {
 	Error      string   `json:"error"`
 	ProbeCheck string   `json:"probe_check"`
 	TLSAlert   string   `json:"tls_alert"`
+	// Client is the PC's address and port; empty for the active probe.
+	Client string `json:"client"`
 	// Other records.
 	Listen       string `json:"listen"`
 	RulesVersion string `json:"rules_version"`
@@ -169,6 +180,27 @@ type tailPrinter struct {
 	filter tailFilter
 	color  bool
 	loc    *time.Location
+	// msg renders the line's few words; nil is English.
+	msg *messages.Printer
+}
+
+func (p *tailPrinter) t(id string, args messages.Args) string {
+	if p.msg == nil {
+		p.msg = messages.For(rules.LangEN)
+	}
+	return p.msg.T(id, args)
+}
+
+// clientAddress is the PC of an event, without its port; "-" for the
+// active probe, which is the tap itself.
+func clientAddress(client string) string {
+	if client == "" {
+		return "-"
+	}
+	if host, _, err := net.SplitHostPort(client); err == nil {
+		return host
+	}
+	return client
 }
 
 const (
@@ -271,10 +303,10 @@ func (p *tailPrinter) format(e *tailEvent) string {
 	default:
 		outcome = p.paint(ansiYellow, outcome)
 	}
-	parts = append(parts, outcome)
+	parts = append(parts, outcome, termSafe(clientAddress(e.Client)))
 	method := e.Method
 	if e.ProbeCheck != "" {
-		method = "PROBE " + e.ProbeCheck
+		method = p.t("tail.probe", messages.Args{"Check": e.ProbeCheck})
 	}
 	if method == "" {
 		method = "-"
@@ -300,7 +332,7 @@ func (p *tailPrinter) format(e *tailEvent) string {
 	if e.Status != 0 {
 		parts = append(parts, strconv.Itoa(e.Status))
 	} else if e.Upstream != 0 {
-		parts = append(parts, "upstream "+strconv.Itoa(e.Upstream))
+		parts = append(parts, p.t("tail.upstream", messages.Args{"Status": e.Upstream}))
 	}
 	if e.DurationMS != nil {
 		parts = append(parts, strconv.FormatFloat(*e.DurationMS, 'f', -1, 64)+"ms")

@@ -50,12 +50,12 @@ func TestTailLines(t *testing.T) {
 		want  []string // lines, each a regexp matched in full
 	}{
 		{"every record", examples, nil, []string{
-			`16:11:52\.134 ok GET http://127\.0\.0\.1:18081/\?code=REDACTED&x=1 direct 200 522\.093ms`,
-			`16:11:55\.152 connect_refused CONNECT 127\.0\.0\.1:1 direct 502 0\.98ms "dial tcp 127\.0\.0\.1:1: connect: connection refused"`,
-			`16:12:36\.379 connect_refused CONNECT login\.microsoftonline\.com:443 direct 502 0\.208ms rule=56 cause=required-endpoint-unreachable "dial tcp 127\.0\.0\.1:443: connect: connection refused"`,
-			`16:12:36\.504 tls_failure CONNECT origin\.test:18443 direct 200 32\.858ms alert=unknown_ca "client sent TLS alert unknown_ca during the handshake"`,
-			`16:55:29\.473 ok PROBE web http://www\.msftconnecttest\.com/connecttest\.txt direct upstream 200 15\.714ms rule=ncsi-connecttest-v4`,
-			`16:55:29\.466 connect_refused PROBE tls login\.microsoftonline\.com:443 direct 4\.463ms rule=56 cause=required-endpoint-unreachable "dial tcp 127\.0\.0\.1:443: connect: connection refused"`,
+			`16:11:52\.134 ok 127\.0\.0\.1 GET http://127\.0\.0\.1:18081/\?code=REDACTED&x=1 direct 200 522\.093ms`,
+			`16:11:55\.152 connect_refused 127\.0\.0\.1 CONNECT 127\.0\.0\.1:1 direct 502 0\.98ms "dial tcp 127\.0\.0\.1:1: connect: connection refused"`,
+			`16:12:36\.379 connect_refused 127\.0\.0\.1 CONNECT login\.microsoftonline\.com:443 direct 502 0\.208ms rule=56 cause=required-endpoint-unreachable "dial tcp 127\.0\.0\.1:443: connect: connection refused"`,
+			`16:12:36\.504 tls_failure 127\.0\.0\.1 CONNECT origin\.test:18443 direct 200 32\.858ms alert=unknown_ca "client sent TLS alert unknown_ca during the handshake"`,
+			`16:55:29\.473 ok - PROBE web http://www\.msftconnecttest\.com/connecttest\.txt direct upstream 200 15\.714ms rule=ncsi-connecttest-v4`,
+			`16:55:29\.466 connect_refused - PROBE tls login\.microsoftonline\.com:443 direct 4\.463ms rule=56 cause=required-endpoint-unreachable "dial tcp 127\.0\.0\.1:443: connect: connection refused"`,
 			`16:11:42\.226 start listen=127\.0\.0\.1:18080 rules_version=2026052900`,
 			`16:12:18\.335 stop listen=127\.0\.0\.1:18080`,
 			`16:49:01\.083 report exchanges=3 failed=3`,
@@ -63,26 +63,31 @@ func TestTailLines(t *testing.T) {
 		}},
 		{"failures", examples, []string{"--failures"}, []string{
 			`16:11:55\.152 connect_refused .*`, `16:12:36\.379 connect_refused .*`, `16:12:36\.504 tls_failure .*`,
-			`16:55:29\.466 connect_refused PROBE tls .*`,
+			`16:55:29\.466 connect_refused - PROBE tls .*`,
 		}},
 		// rule_ids counts: 59 matched login.microsoftonline.com too.
-		{"rule", examples, []string{"--rule", "59"}, []string{`16:12:36\.379 connect_refused CONNECT login\.microsoftonline\.com:443 .*`,
-			`16:55:29\.466 connect_refused PROBE tls login\.microsoftonline\.com:443 .*`}},
+		{"rule", examples, []string{"--rule", "59"}, []string{`16:12:36\.379 connect_refused 127\.0\.0\.1 CONNECT login\.microsoftonline\.com:443 .*`,
+			`16:55:29\.466 connect_refused - PROBE tls login\.microsoftonline\.com:443 .*`}},
 		{"cause", session, []string{"--cause", "required-endpoint-unreachable"}, []string{
-			`\d\d:\d\d:\d\d\.\d{3} http_error CONNECT login\.microsoftonline\.com:443 parent 403 [\d.]+ms rule=56 cause=required-endpoint-unreachable "parent proxy answered CONNECT with 403 Forbidden"`,
-			`.* http_error CONNECT graph\.microsoft\.com:443 parent 403 .*`,
-			`.* http_error CONNECT graph\.microsoft\.com:443 parent 403 .*`,
-			`.* http_error GET http://crl\.microsoft\.com/pki/crl/products/MicRooCerAut2011_2011_03_22\.crl parent 403 [\d.]+ms rule=84 cause=required-endpoint-unreachable "upstream answered 403 Forbidden"`,
+			`\d\d:\d\d:\d\d\.\d{3} http_error 127\.0\.0\.1 CONNECT login\.microsoftonline\.com:443 parent 403 [\d.]+ms rule=56 cause=required-endpoint-unreachable "parent proxy answered CONNECT with 403 Forbidden"`,
+			`.* http_error 127\.0\.0\.1 CONNECT graph\.microsoft\.com:443 parent 403 .*`,
+			`.* http_error 127\.0\.0\.1 CONNECT graph\.microsoft\.com:443 parent 403 .*`,
+			`.* http_error 127\.0\.0\.1 GET http://crl\.microsoft\.com/pki/crl/products/MicRooCerAut2011_2011_03_22\.crl parent 403 [\d.]+ms rule=84 cause=required-endpoint-unreachable "upstream answered 403 Forbidden"`,
 		}},
 		{"host glob", session, []string{"--host", "*.microsoft.com"}, []string{`.* graph\.microsoft\.com:443 .*`, `.* graph\.microsoft\.com:443 .*`, `.* http://crl\.microsoft\.com/.*`}},
 		{"host glob, upper case", session, []string{"--host", "WWW.MSFTCONNECTTEST.COM"}, []string{
-			`.* ok GET http://www\.msftconnecttest\.com/connecttest\.txt direct 200 [\d.]+ms rule=ncsi-connecttest-v4`,
+			`.* ok 127\.0\.0\.1 GET http://www\.msftconnecttest\.com/connecttest\.txt direct 200 [\d.]+ms rule=ncsi-connecttest-v4`,
 		}},
 		{"the report record", session, []string{"--lines", "0"}, []string{`.* start .*`, `.* ok .*`, `.* http_error .*`, `.* http_error .*`,
 			`.* http_error .*`, `.* http_error .*`, `.* http_error .*`, `.* report exchanges=6 failed=5`, `.* stop listen=127\.0\.0\.1:\d+`}},
 		{"text that is not a record", "m365tap 0.1.0-dev listening on 127.0.0.1:8080\n" + examples[:strings.Index(examples, "\n")+1], nil,
 			[]string{`m365tap 0\.1\.0-dev listening on 127\.0\.0\.1:8080`, `16:11:52\.134 ok .*`}},
 		{"text that is not a record, filtered", "garbage\n", []string{"--failures"}, nil},
+		// Japanese: the line's words come from the message catalogue.
+		{"japanese", strings.Join(strings.Split(examples, "\n")[4:6], "\n") + "\n", []string{"--language", "ja"}, []string{
+			`16:55:29\.473 ok - プローブ web http://www\.msftconnecttest\.com/connecttest\.txt direct 上位の応答 200 15\.714ms rule=ncsi-connecttest-v4`,
+			`16:55:29\.466 connect_refused - プローブ tls login\.microsoftonline\.com:443 direct .*`,
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -211,7 +211,7 @@ func TestTailTerminalSafe(t *testing.T) {
 			}
 		}
 		for _, want := range []string{
-			`connect_refused\x1b[2J\u009b2J\x07\x7f\r\u2028\u202e\u2066 GET\x1b[2J`,
+			`connect_refused\x1b[2J\u009b2J\x07\x7f\r\u2028\u202e\u2066 - GET\x1b[2J`,
 			`h\x1b[2J\u009b2J\x07\x7f\r\u2028\u202e\u2066.test:443`,
 			`start\x1b[2J\u009b2J\x07\x7f\r\u2028\u202e\u2066\xff listen=127.0.0.1:8080\x1b[2J`,
 			`m365tap listening\x1b[2J\u009b2J\x07\x7f\r\u2028\u202e\u2066\xff`,

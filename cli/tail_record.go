@@ -58,6 +58,7 @@ type ecsRecord struct {
 	CauseID      string   `json:"rule.id"`
 	Error        string   `json:"error.message"`
 	TLSAlert     string   `json:"m365tap.tls.alert"`
+	SourceIP     string   `json:"source.ip"`
 	Listen       string   `json:"m365tap.listen"`
 	RulesVersion string   `json:"m365tap.rules_version"`
 	Exchanges    *int     `json:"m365tap.exchanges"`
@@ -72,7 +73,8 @@ func parseECS(raw []byte) (tailEvent, bool) {
 	e := tailEvent{Level: r.Level, TS: r.Timestamp, Msg: r.Message, Method: r.Method, Host: r.Host, Port: r.Port,
 		URL: r.URL, Route: r.Route, Outcome: r.Outcome, Class: r.Class, Status: r.Status, Upstream: r.Upstream,
 		RuleID: r.RuleID, RuleIDs: r.RuleIDs, CauseID: r.CauseID, Error: r.Error, ProbeCheck: r.ProbeCheck,
-		TLSAlert: r.TLSAlert, Listen: r.Listen, RulesVersion: r.RulesVersion, Exchanges: r.Exchanges, Failed: r.Failed}
+		TLSAlert: r.TLSAlert, Listen: r.Listen, RulesVersion: r.RulesVersion, Exchanges: r.Exchanges, Failed: r.Failed,
+		Client: r.SourceIP}
 	if r.DurationNS != nil {
 		ms := *r.DurationNS / 1e6
 		e.DurationMS = &ms
@@ -101,7 +103,7 @@ func parseCEF(line string) (tailEvent, bool) {
 	x := cefExtension(rest)
 	e := tailEvent{Msg: header[4], Method: x["requestMethod"], Host: x["dhost"], URL: x["request"], Route: x["cs2"],
 		RuleID: x["cs3"], RuleIDs: x["m365tapRuleIds"], CauseID: x["cs1"], Error: x["reason"], ProbeCheck: x["m365tapProbeCheck"],
-		TLSAlert: x["cs6"], Listen: x["m365tapListen"], RulesVersion: x["m365tapRulesVersion"]}
+		TLSAlert: x["cs6"], Listen: x["m365tapListen"], RulesVersion: x["m365tapRulesVersion"], Client: x["src"]}
 	if e.Error == "" {
 		e.Error = x["m365tapError"]
 	}

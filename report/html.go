@@ -216,9 +216,14 @@ func (s *Summary) timeline() *svgTimeline {
 		return nil
 	}
 	t.Height = 30 + len(t.Rows)*rowH + 10
+	// A repro of seconds needs milliseconds on the axis to tell ticks apart.
+	layout := "15:04:05"
+	if span < time.Minute {
+		layout = "15:04:05.000"
+	}
 	for i := range 5 {
 		at := from.Add(span * time.Duration(i) / 4)
-		t.Ticks = append(t.Ticks, svgTick{X: x(&at), Label: at.UTC().Format("15:04:05")})
+		t.Ticks = append(t.Ticks, svgTick{X: x(&at), Label: at.UTC().Format(layout)})
 	}
 	return t
 }
