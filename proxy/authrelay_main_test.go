@@ -195,9 +195,16 @@ func curlClient(env []string, named bool, args []string, urls []string) arClient
 			host = arParent
 			a = append(a, "--resolve", arParent+":"+port+":127.0.0.1")
 		}
-		a = append(a, "-x", "http://"+net.JoinHostPort(host, port))
+		a = append(a, "-v", "-x", "http://"+net.JoinHostPort(host, port))
 		r := testsquid.Curl(t, env, a, urls...)
 		t.Logf("curl via %s: %v", addr, r)
+		// curl -v shows every leg's headers: printed only when the case
+		// fails, to show where the two runs parted.
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("curl -v via %s:\n%s", addr, r.Stderr)
+			}
+		})
 		return r.Codes
 	}
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -21,21 +20,20 @@ import (
 
 // parentProxy is the configured corporate proxy, parsed once.
 type parentProxy struct {
-	url  *url.URL // with credentials, for http.Transport's Proxy func
-	addr string   // host:port, safe to log
-	auth string   // "Basic ..." or ""
+	// url is for http.Transport's Proxy func, without credentials: the
+	// Transport would add them to every request, the NCSI probe's
+	// included, and hide the 407 the PC gets without the tap.
+	url  *url.URL
+	addr string // host:port, safe to log
 }
 
 func newParent(u *url.URL) *parentProxy {
 	if u == nil {
 		return nil
 	}
-	p := &parentProxy{url: u, addr: u.Host}
-	if u.User != nil {
-		pass, _ := u.User.Password()
-		p.auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
-	}
-	return p
+	c := *u
+	c.User = nil
+	return &parentProxy{url: &c, addr: u.Host}
 }
 
 // dialer is the one way out of the tap, shared by plain HTTP (as the
@@ -295,13 +293,7 @@ func (d *dialer) connectViaParent(ctx context.Context, ex *exchange, target stri
 	b.WriteString(target)
 	b.WriteString(" HTTP/1.1\r\nHost: ")
 	b.WriteString(target)
-	b.WriteString("\r\n")
-	if d.parent.auth != "" {
-		b.WriteString("Proxy-Authorization: ")
-		b.WriteString(d.parent.auth)
-		b.WriteString("\r\n")
-	}
-	b.WriteString("\r\n")
+	b.WriteString("\r\n\r\n")
 	if _, err := c.Write([]byte(b.String())); err != nil {
 		c.Close()
 		return nil, nil, newFailure(classifyParentIO(err), err)

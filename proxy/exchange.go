@@ -91,7 +91,19 @@ type exchange struct {
 	probeCheck bool
 	probeBuf   []byte
 
+	// Proxy authentication with the parent (relay.go).
+	cc            *clientConn // the client connection, nil for the tap's own checks
+	target        string      // the request target as sent, to recognise a handshake's next leg
+	auth          authFacts
+	got407        bool // the parent answered 407 and the client got it
+	respClose     bool // the parent closed after its answer, so does the tap
+	credsRejected bool // ... to credentials (a password or account problem)
+	spnMismatch   bool // ... to a Kerberos ticket for another name than the parent's
+	useTapCreds   bool // the tap's own traffic: its credentials go to the parent
+
 	// CONNECT plumbing.
+	pre         *net.TCPConn // a tunnel's parent connection, already answered 200 (relay.go)
+	preEarly    []byte
 	clientConn  net.Conn
 	early       []byte // bytes the client sent together with the CONNECT head
 	emptyReader bufio.Reader
@@ -173,6 +185,9 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if ex.destIP.IsValid() {
 		enc.AddByteString("dest_ip", ex.destIP.AppendTo(ex.ipText[:0]))
 	}
+	if ex.route == RouteParent {
+		ex.marshalAuth(enc)
+	}
 	if ex.reused {
 		enc.AddBool("reused", true)
 	}
@@ -218,6 +233,34 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return nil
 }
 
+// marshalAuth writes the proxy-authentication fields of an exchange that
+// went to the parent. Never a token; a user name only with log.users.
+func (ex *exchange) marshalAuth(enc zapcore.ObjectEncoder) {
+	a := &ex.auth
+	if a.mode == ParentAuthNone {
+		a.mode = ParentAuthRelay
+	}
+	enc.AddString("parent_auth", a.mode.String())
+	if s := a.scheme.String(); s != "" {
+		enc.AddString("proxy_auth_scheme", s)
+	}
+	if a.offered != "" {
+		enc.AddString("proxy_auth_offered", a.offered)
+	}
+	if a.legs > 0 {
+		enc.AddInt("proxy_auth_legs", a.legs)
+	}
+	if a.user != "" {
+		enc.AddString("proxy_auth_user", a.user)
+	}
+	if a.spn != "" {
+		enc.AddString("proxy_auth_spn", a.spn)
+	}
+	if a.pinned {
+		enc.AddBool("pinned", true)
+	}
+}
+
 func (ex *exchange) marshalRule(enc zapcore.ObjectEncoder) {
 	if r := ex.match.Rule; r != nil {
 		enc.AddString("rule_id", r.ID)
@@ -252,6 +295,13 @@ func (ex *exchange) cause() *rules.Cause {
 		return nil
 	}
 	c, _ := ex.match.Cause(ex.outcome, ex.srv.opts.ExpressRoute)
+	if c != nil && c.ID == rules.CauseDeviceProxySettings && (ex.credsRejected || ex.spnMismatch) {
+		// The proxy address is right and the client answered its 407: the
+		// account or the ticket's name is the problem, not the settings'
+		// address (a probe keeps its §2 cause: NCSI's verdict is what
+		// stops Office).
+		c = rules.CauseByID(rules.CauseProxyCredentialsRejected)
+	}
 	return c
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/textproto"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/elazarl/goproxy"
 
+	"github.com/m365tap/m365tap/proxyauth"
 	"github.com/m365tap/m365tap/rules"
 )
 
@@ -26,6 +26,15 @@ import (
 // route the round trip through roundTrip, which records what happened.
 func (s *Server) onRequest(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	removeHopByHop(r.Header, isUpgrade(r.Header))
+	// goproxy's KeepHeader is on, so its own header clean-up is skipped:
+	// what it did besides keeping Proxy-Authorization is done here.
+	r.RequestURI = ""
+	delete(r.Header, "Proxy-Authenticate")
+	if ex := exchangeFrom(r.Context()); ex == nil || ex.route != RouteParent {
+		// Without a parent a credential has nowhere to go: an origin
+		// must never see it.
+		delete(r.Header, "Proxy-Authorization")
+	}
 	ctx.RoundTripper = s
 	return r, nil
 }
@@ -46,11 +55,13 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 		// must find this exchange, not the connection's current one.
 		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	}
-	resp, err := s.tr.RoundTrip(r)
+	resp, err := s.roundTrip(ex, r)
 	if err != nil {
 		o := classifyRoundTrip(err)
 		if _, upErr := ex.reqBody.result(); upErr != nil || r.Context().Err() != nil {
-			o = rules.ClientAborted
+			if o = uploadOutcome(upErr); o == rules.BadRequest {
+				err = upErr
+			}
 		}
 		status := clientStatus(o)
 		var f *failure
@@ -72,7 +83,18 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 	code := resp.StatusCode
 	switch {
 	case code == http.StatusProxyAuthRequired && ex.route == RouteParent:
-		ex.fail(rules.ParentAuthRequired, errors.New("parent proxy answered "+resp.Status))
+		// Settled when the exchange ends (settle407): the client may come
+		// back on the same connection with the handshake's next leg.
+		ex.got407 = true
+		if ex.auth.legs == 0 {
+			ex.auth.legs = 1 // the pool's 407 (a pinned one counts its own)
+		}
+		if ex.auth.offered == "" {
+			ex.auth.offered = proxyauth.Offered(resp.Header.Values("Proxy-Authenticate"))
+		}
+		if resp.Close {
+			ex.respClose = true
+		}
 	case ex.probe && code >= 300 && code < 400:
 		ex.fail(rules.ProbeRedirect, errors.New("probe redirected to "+strconv.Quote(s.redactLocation(resp.Header.Get("Location")))))
 	case code >= 400:
@@ -90,6 +112,39 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 	ex.respBody = upstreamBody{rc: resp.Body, ex: ex}
 	resp.Body = &ex.respBody
 	return resp, nil
+}
+
+// roundTrip chooses the connection a plain request leaves on: the client
+// connection's pinned parent connection when credentials are involved (the
+// client's, or the tap's), the shared pool otherwise.
+func (s *Server) roundTrip(ex *exchange, r *http.Request) (*http.Response, error) {
+	if ex.route != RouteParent {
+		return s.tr.RoundTrip(r)
+	}
+	ex.auth.mode = ParentAuthRelay
+	v := r.Header.Get("Proxy-Authorization")
+	if v != "" {
+		s.inspectAuth(ex, v)
+	}
+	tap := false
+	if v == "" && s.tapAuth != nil {
+		if ex.useTapCreds {
+			tap = true // the tap's own check: its credentials, even when refused before (the check says so)
+		} else {
+			tap = ex.cc != nil && s.tapForClient(ex) && !s.tapAuth.rejected.Load()
+		}
+	}
+	if tap {
+		ex.auth.mode, ex.auth.scheme = ParentAuthTap, s.tapAuth.c.Scheme()
+	}
+	if v == "" && !tap && !ex.cc.pinned() {
+		return s.tr.RoundTrip(r)
+	}
+	resp, err := s.pinnedRoundTrip(ex, r, tap)
+	if err == nil && resp.Close {
+		ex.respClose = true
+	}
+	return resp, err
 }
 
 // outcomeResponse is what the client gets when the tap could not get an
@@ -312,72 +367,14 @@ func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return c, &ex.hijackRW, nil
 }
 
-// sensitiveQuery are query keys whose values are tokens or codes.
-var sensitiveQuery = map[string]bool{
-	"code": true, "token": true, "access_token": true, "id_token": true, "refresh_token": true,
-	"client_secret": true, "password": true, "sig": true, "assertion": true, "samlresponse": true,
-	"samlrequest": true, "client_assertion": true,
-}
-
 // redactLocation renders a redirect target for the log: a portal's login
 // URL often carries a session token in its query.
 func (s *Server) redactLocation(loc string) string {
-	u, err := url.Parse(loc)
-	if err != nil {
+	r, ok := s.redact.Location(loc)
+	if !ok {
 		return "(unparseable Location)"
 	}
-	u.User = nil
-	u.Fragment, u.RawFragment = "", ""
-	if u.RawQuery != "" {
-		u.RawQuery = redactQuery(u.RawQuery, s.redact)
-	}
-	return printable([]byte(u.String()), 256)
-}
-
-// redactURL renders a URL for the log without userinfo, without fragment
-// and with the values of sensitive query keys replaced. A request line has
-// no fragment (RFC 9112 section 3.2), but net/http passes on a client's
-// "#...": in RawQuery after a '?', in RawPath before one. It is cut there
-// too, as OAuth implicit grants put their tokens in the fragment.
-func redactURL(u *url.URL, keys map[string]bool) string {
-	if u.User == nil && u.RawQuery == "" && u.Fragment == "" && strings.IndexByte(u.RawPath, '#') < 0 {
-		return u.Scheme + "://" + u.Host + u.EscapedPath()
-	}
-	c := *u
-	c.User = nil
-	c.Fragment, c.RawFragment = "", ""
-	if i := strings.IndexByte(c.RawPath, '#'); i >= 0 {
-		c.RawPath, c.RawQuery = c.RawPath[:i], ""
-		c.Path, _ = url.PathUnescape(c.RawPath)
-	} else if i := strings.IndexByte(c.RawQuery, '#'); i >= 0 {
-		c.RawQuery = c.RawQuery[:i]
-	}
-	if c.RawQuery != "" {
-		c.RawQuery = redactQuery(c.RawQuery, keys)
-	}
-	return c.String()
-}
-
-func redactQuery(q string, keys map[string]bool) string {
-	var b strings.Builder
-	b.Grow(len(q))
-	for i, part := range strings.Split(q, "&") {
-		if i > 0 {
-			b.WriteByte('&')
-		}
-		key, _, hasValue := strings.Cut(part, "=")
-		k, err := url.QueryUnescape(key)
-		if err != nil {
-			k = key
-		}
-		if hasValue && keys[strings.ToLower(k)] {
-			b.WriteString(key)
-			b.WriteString("=REDACTED")
-			continue
-		}
-		b.WriteString(part)
-	}
-	return b.String()
+	return printable([]byte(r), 256)
 }
 
 // listener wraps accepted connections so the server can notice requests
@@ -410,7 +407,7 @@ func (l *listener) Accept() (net.Conn, error) {
 			go l.s.refuseConn(tc, reason, status)
 			continue
 		}
-		return &clientConn{TCPConn: tc, ip: ip, limits: &l.s.limits}, nil
+		return &clientConn{TCPConn: tc, ip: ip, limits: &l.s.limits, srv: l.s}, nil
 	}
 }
 
@@ -435,13 +432,27 @@ type clientConn struct {
 	// ns): net/http reports StateActive only once the head was read.
 	waiting atomic.Int64
 	current atomic.Pointer[exchange]
+	// pins is the parent side of this client connection (relay.go).
+	pins pinState
+	srv  *Server
 }
+
+// pinned reports a parent connection pinned to this client connection.
+func (c *clientConn) pinned() bool { return c != nil && c.pins.has() }
 
 // Close releases the connection's place in the limits exactly once, however
 // many owners (net/http, goproxy, a tunnel) close it.
 func (c *clientConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) && c.limits != nil {
-		c.limits.release(c.ip)
+	if c.closed.CompareAndSwap(false, true) {
+		if c.limits != nil {
+			c.limits.release(c.ip)
+		}
+		// The pinned parent connection closes with its client's, and a
+		// 407 that waited for a next leg that never came ended the
+		// client's attempt.
+		if d := c.pins.close(); d != nil {
+			d.finish()
+		}
 	}
 	return c.TCPConn.Close()
 }

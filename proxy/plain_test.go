@@ -123,7 +123,9 @@ func TestPlainParentForwards(t *testing.T) {
 	t.Cleanup(origin.Close)
 	parent := testnet.NewParent(t, testnet.ParentOptions{Mode: testnet.ParentAuth407, User: "alice", Pass: "s3cret"})
 	pu, _ := url.Parse("http://alice:s3cret@" + parent.Addr())
-	h := newHarness(t, proxy.Options{Parent: pu})
+	// Credentials in parent.url are the tap's own; they go with client
+	// requests only when the tap is told to authenticate for clients.
+	h := newHarness(t, proxy.Options{Parent: pu, ParentAuthClients: true})
 	resp, err := h.client().Get(origin.URL + "/x?token=abc&keep=1")
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +136,7 @@ func TestPlainParentForwards(t *testing.T) {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
 	ev := h.waitEvents(1)[0]
-	want(t, ev, map[string]any{"outcome": "ok", "route": "parent", "parent": parent.Addr()})
+	want(t, ev, map[string]any{"outcome": "ok", "route": "parent", "parent": parent.Addr(), "parent_auth": "tap", "proxy_auth_scheme": "basic"})
 	if u := ev["url"].(string); !strings.Contains(u, "token=REDACTED") || !strings.Contains(u, "keep=1") {
 		t.Errorf("url not redacted as expected: %s", u)
 	}

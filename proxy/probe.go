@@ -391,7 +391,7 @@ func (s *Server) checkWeb(ctx context.Context, ex *exchange, c Check) {
 			u.Host = "[" + c.Host + "]"
 		}
 	}
-	ex.url = redactURL(u, s.redact)
+	ex.url = s.redact.URL(u)
 	ex.userAgent = probeUserAgent
 	req, err := http.NewRequestWithContext(context.WithValue(ctx, exchangeKey{}, ex), http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -402,6 +402,10 @@ func (s *Server) checkWeb(ctx context.Context, ex *exchange, c Check) {
 	req.Header.Set("Cache-Control", "no-cache")
 	// NCSI closes after each probe; never leave a pooled connection behind.
 	req.Close = true
+	// The tap's own check carries its credentials, except an NCSI probe's:
+	// NCSI runs as SYSTEM and sends none, so the check first asks as NCSI
+	// does, then (below) with the credentials, to tell the two apart.
+	ex.useTapCreds = ex.route == RouteParent && s.tapAuth != nil && !ex.probe
 	resp, _ := s.RoundTrip(req, nil)
 	if resp != nil && resp.Body != nil {
 		n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -419,6 +423,43 @@ func (s *Server) checkWeb(ctx context.Context, ex *exchange, c Check) {
 	}
 	ex.dialMu.Unlock()
 	s.endPlain(ex)
+	if ex.got407 && !ex.outcomeSet {
+		s.explain407(ex)
+		if ex.probe && s.tapAuth != nil {
+			s.probeWithTapCreds(ctx, ex, u)
+		}
+	}
+}
+
+// probeWithTapCreds asks for an NCSI probe that got 407 again, with the
+// tap's credentials, and says in the check's error what that shows: a
+// probe that passes only with credentials is still the article's §2 cause,
+// because NCSI itself cannot give them.
+func (s *Server) probeWithTapCreds(ctx context.Context, ex *exchange, u *url.URL) {
+	tx := &exchange{srv: s, start: s.now(), host: ex.host, port: ex.port, route: RouteParent, match: ex.match, probe: true, useTapCreds: true}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, exchangeKey{}, tx), http.MethodGet, u.String(), nil)
+	if err != nil {
+		return
+	}
+	req.Header.Set("User-Agent", probeUserAgent)
+	req.Close = true
+	resp, _ := s.RoundTrip(req, nil)
+	if resp != nil && resp.Body != nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+	}
+	tx.dialMu.Lock()
+	tx.ended = true
+	tx.dialMu.Unlock()
+	scheme := s.tapAuth.c.Scheme().String()
+	switch {
+	case tx.upstreamStatus >= 200 && tx.upstreamStatus < 300:
+		ex.err += "; with the tap's own " + scheme + " credentials the probe passes: the parent demands authentication from NCSI, which runs as SYSTEM and cannot answer a 407, so Windows decides there is no internet even though authenticated traffic works"
+	case tx.upstreamStatus == http.StatusProxyAuthRequired:
+		ex.err += "; the tap's own " + scheme + " credentials were refused too"
+	case tx.err != "":
+		ex.err += "; with the tap's own " + scheme + " credentials: " + tx.err
+	}
 }
 
 // checkDNS asks the tap's resolver for one address family of the DNS
@@ -476,7 +517,7 @@ func (s *Server) checkTLS(ctx context.Context, ex *exchange, c Check) {
 		err   error
 	)
 	if ex.route == RouteParent {
-		conn, early, err = s.dial.connectViaParent(ctx, ex, hostPortString(c.Host, c.Port))
+		conn, early, err = s.tapConnect(ctx, ex, hostPortString(c.Host, c.Port))
 	} else {
 		conn, err = s.dial.dialDirect(ctx, ex, c.Host, c.Port)
 	}

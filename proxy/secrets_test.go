@@ -74,7 +74,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	exchanges := 0
 
 	// The tap with access.users, chained to the parent with its credentials.
-	h := newHarness(t, proxy.Options{Parent: parentURL(parent.Addr(), parentPass), Users: map[string][]byte{tapUser: hash},
+	h := newHarness(t, proxy.Options{Parent: parentURL(parent.Addr(), parentPass), ParentAuthClients: true, ParentAuthNCSI: true, Users: map[string][]byte{tapUser: hash},
 		RedactQuery: []string{"extra"}, AllowPorts: []int{443, 80, portOf(t, origin.Listener.Addr().String())}, Log: out.log})
 	good := "Proxy-Authorization: " + basic(tapUser, tapPass) + "\r\n"
 	var q []string

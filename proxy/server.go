@@ -18,6 +18,8 @@ import (
 	"github.com/elazarl/goproxy"
 	"go.uber.org/zap"
 
+	"github.com/m365tap/m365tap/internal/redact"
+	"github.com/m365tap/m365tap/proxyauth"
 	"github.com/m365tap/m365tap/rules"
 )
 
@@ -25,7 +27,23 @@ import (
 // main fills them from the config package, which this package does not import.
 type Options struct {
 	// Parent is the corporate proxy; nil routes everything direct.
+	// Credentials in its userinfo are the tap's own Basic credentials when
+	// ParentAuth is nil; they are never added to client exchanges unless
+	// ParentAuthClients is set.
 	Parent *url.URL
+	// ParentAuth are the tap's own credentials for the parent. They always
+	// go with the tap's own traffic (the active probe); nil: none beyond
+	// Parent's userinfo. Clients' own credentials are relayed regardless.
+	ParentAuth proxyauth.Client
+	// ParentAuthClients also uses ParentAuth for client exchanges that
+	// carry no credentials of their own; false: never.
+	ParentAuthClients bool
+	// ParentAuthNCSI extends ParentAuthClients to NCSI probe requests,
+	// which then no longer show the 407 NCSI itself would get; false: never.
+	ParentAuthNCSI bool
+	// LogUsers logs the user name of a relayed Basic or NTLM credential
+	// (proxy_auth_user); false: never, as a user name is personal data.
+	LogUsers bool
 	// Bypass are host patterns (name or *.suffix) that always go direct.
 	Bypass []string
 	// ProbesDirect sends NCSI probe traffic direct even with a parent.
@@ -93,7 +111,9 @@ type Server struct {
 	cancelForced context.CancelFunc
 	limits       connLimiter
 	auth         *authenticator
-	redact       map[string]bool
+	tapAuth      *tapCredentials // nil: the tap holds no parent credentials
+	parentSPN    string          // HTTP/<parent host>, the SPN a client's Kerberos ticket must name
+	redact       *redact.Redactor
 
 	mu     sync.Mutex
 	listen []netip.AddrPort // our own listeners, for loop detection
@@ -152,13 +172,18 @@ func New(opts Options) *Server {
 	}
 	s.limits = connLimiter{max: orDefaultInt(opts.MaxConns, 4096), perClient: orDefaultInt(opts.MaxConnsPerClient, 256), byClient: map[netip.Addr]int{}}
 	s.auth = newAuthenticator(opts.Users)
-	s.redact = make(map[string]bool, len(sensitiveQuery)+len(opts.RedactQuery))
-	for k := range sensitiveQuery {
-		s.redact[k] = true
+	if s.parent != nil {
+		s.parentSPN = parentSPNOf(s.parent.addr)
+		if opts.ParentAuth == nil && opts.Parent.User != nil {
+			pass, _ := opts.Parent.User.Password()
+			opts.ParentAuth = proxyauth.NewBasic(opts.Parent.User.Username(), pass)
+			s.opts.ParentAuth = opts.ParentAuth
+		}
+		if opts.ParentAuth != nil {
+			s.tapAuth = &tapCredentials{c: opts.ParentAuth}
+		}
 	}
-	for _, k := range opts.RedactQuery {
-		s.redact[strings.ToLower(k)] = true
-	}
+	s.redact = redact.New(opts.RedactQuery)
 	s.dial = &dialer{
 		resolver:       newResolver(opts.DNSServers),
 		servers:        opts.DNSServers,
@@ -193,6 +218,10 @@ func New(opts Options) *Server {
 	gp.ConnectDialWithReq = s.connectDial
 	gp.ConnectionErrHandler = s.connectError
 	gp.KeepAcceptEncoding = true
+	// Proxy-Authorization stays: with a parent it is the parent's, and
+	// onRequest removes it where it is not (direct routes, the tap's own
+	// access.users credential).
+	gp.KeepHeader = true
 	gp.KeepDestinationHeaders = true
 	gp.Logger = debugLogger{opts.Debug}
 	gp.OnRequest().DoFunc(s.onRequest)
@@ -299,6 +328,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if cc != nil {
 		s.settle(cc)
 		cc.current.Store(ex)
+		ex.cc = cc
+		ex.target = r.RequestURI
+		s.carryLegs(cc, ex, r)
 	} else {
 		r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	}
@@ -322,6 +354,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.refuseStatus(w, ex, rules.Denied, http.StatusProxyAuthRequired, reason)
 			return
 		}
+		// The credential was the tap's own (access.users): it goes no
+		// further. Config refuses access.users with a parent unless the
+		// tap authenticates to the parent itself (parent.auth.clients).
+		delete(r.Header, "Proxy-Authorization")
 	}
 	if r.Method == http.MethodConnect {
 		s.serveConnect(w, r, ex)
@@ -347,6 +383,24 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, ex *exchan
 		return
 	}
 	s.classify(ex, "")
+	if ex.route == RouteParent {
+		ex.auth.mode = ParentAuthRelay
+		v := r.Header.Get("Proxy-Authorization")
+		if v != "" {
+			s.inspectAuth(ex, v)
+		}
+		tap := v == "" && s.tapForClient(ex) && !s.tapAuth.rejected.Load()
+		if tap {
+			ex.auth.mode, ex.auth.scheme = ParentAuthTap, s.tapAuth.c.Scheme()
+		}
+		// Every CONNECT to the parent goes out this way, not only those
+		// with credentials: a 407 to an anonymous one must reach the
+		// client whole and kept alive too, so that it can answer on the
+		// same connection.
+		if !s.relayConnect(w, r, ex, tap) {
+			return // answered and logged (or its 407 waits for the next leg)
+		}
+	}
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
 	s.gp.ServeHTTP(&ex.rw, r)
 	if !ex.tunnel.Load() {
@@ -379,19 +433,24 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		return
 	}
 	ex.host, ex.port = host, port
-	ex.url = redactURL(r.URL, s.redact)
+	ex.url = s.redact.Request(r.RequestURI, r.URL)
 	if s.isSelf(host, port) {
 		s.refuse(w, ex, rules.Denied, "request targets the tap itself")
 		return
 	}
 	s.classify(ex, r.URL.Path)
-	if r.Body != nil && r.Body != http.NoBody {
-		ex.reqBody = countingBody{rc: r.Body}
-		r.Body = &ex.reqBody
-	}
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
 	ctx, done := s.upstreamContext(r, ex)
-	s.gp.ServeHTTP(&ex.rw, r.WithContext(ctx))
+	out := r.WithContext(ctx)
+	if r.Body != nil && r.Body != http.NoBody {
+		// The counting body goes on the copy only: net/http inspects the
+		// request it holds after the handler, and an unread
+		// Expect: 100-continue body it does not recognise as such is
+		// drained while the client waits for the 100 that never comes.
+		ex.reqBody = countingBody{rc: r.Body}
+		out.Body = &ex.reqBody
+	}
+	s.gp.ServeHTTP(&ex.rw, out)
 	done()
 	if ex.clientConn != nil {
 		// goproxy returns from a WebSocket relay when one side ends but
@@ -408,6 +467,10 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 	ex.dialMu.Unlock()
 	ex.bytesUp, _ = ex.reqBody.result()
 	s.endPlain(ex)
+	if ex.got407 && !ex.outcomeSet {
+		s.settle407(ex, !r.Close && !ex.respClose)
+		return
+	}
 	ex.finish()
 }
 
@@ -428,7 +491,7 @@ func (s *Server) endPlain(ex *exchange) {
 		}
 		ex.fail(o, err)
 	case upErr != nil:
-		ex.fail(rules.ClientAborted, upErr)
+		ex.fail(uploadOutcome(upErr), upErr)
 	case ex.rw.writeErr != nil:
 		ex.fail(rules.ClientAborted, ex.rw.writeErr)
 	case ex.probeCheck:
@@ -562,9 +625,14 @@ func (s *Server) connectDial(r *http.Request, _, _ string) (net.Conn, error) {
 		early []byte
 		err   error
 	)
-	if ex.route == RouteParent {
+	switch {
+	case ex.pre != nil:
+		// relayConnect already has the parent's 200 on the pinned connection.
+		c, early = ex.pre, ex.preEarly
+		ex.pre, ex.preEarly = nil, nil
+	case ex.route == RouteParent:
 		c, early, err = s.dial.connectViaParent(r.Context(), ex, hostPortString(ex.host, ex.port))
-	} else {
+	default:
 		c, err = s.dial.dialDirect(r.Context(), ex, ex.host, ex.port)
 	}
 	if err != nil {

@@ -24,6 +24,10 @@ const (
 	CauseExpressRoutePath                    // §1, ExpressRoute users: an ER "No" set failed
 	CauseDeviceProxySettings                 // §1, specific PCs: the proxy settings are wrong
 	CauseNCSINoInternet                      // §2: the NCSI probe failed
+	// §1, specific PCs: the parent proxy refused the credentials the client
+	// sent. Not a wrong proxy address: the account or the password is. The
+	// proxy chooses it from how the exchange ended, not from the table.
+	CauseProxyCredentialsRejected
 
 	numCauses
 )
@@ -34,6 +38,7 @@ var causeNames = [numCauses]string{
 	CauseExpressRoutePath:            "expressroute-path",
 	CauseDeviceProxySettings:         "device-proxy-settings",
 	CauseNCSINoInternet:              "ncsi-no-internet",
+	CauseProxyCredentialsRejected:    "proxy-credentials-rejected",
 }
 
 func (c CauseID) String() string {

@@ -41,7 +41,7 @@ func TestEnumRoundTrips(t *testing.T) {
 		{CauseDeviceProxySettings.String(), "device-proxy-settings"},
 		{CauseNCSINoInternet.String(), "ncsi-no-internet"},
 		{LangEN.String(), "en"}, {LangJA.String(), "ja"},
-		{numSources.String(), "source(3)"}, {numCauses.String(), "cause(5)"},
+		{numSources.String(), "source(3)"}, {numCauses.String(), "cause(6)"},
 		{numLanguages.String(), "language(2)"}, {numKinds.String(), "kind(8)"},
 	}
 	for _, n := range names {
@@ -67,7 +67,7 @@ func TestEnumRoundTrips(t *testing.T) {
 
 func TestCausesData(t *testing.T) {
 	cs := Causes()
-	if len(cs) != 4 {
+	if len(cs) != 5 {
 		t.Fatalf("%d causes", len(cs))
 	}
 	const learn = "https://learn.microsoft.com/microsoft-365/enterprise/urls-and-ip-address-ranges"
@@ -81,6 +81,7 @@ func TestCausesData(t *testing.T) {
 		{CauseExpressRoutePath, "1", learn},
 		{CauseDeviceProxySettings, "1", learn},
 		{CauseNCSINoInternet, "2", ncsiGuide},
+		{CauseProxyCredentialsRejected, "1", learn},
 	}
 	for i, w := range want {
 		c := cs[i]

@@ -1,0 +1,86 @@
+package upstream
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Stepper is one run of the tap's own authentication handshake on one
+// connection (proxyauth.Handshake): the first call gets no challenges, each
+// later one the Proxy-Authenticate values of the parent's 407.
+type Stepper interface {
+	Step(challenges []string) (string, error)
+}
+
+// maxLegs bounds a handshake: NTLM needs two 407-answered legs at most
+// (anonymous, Type 1), Negotiate one or two. More is a parent that keeps
+// refusing.
+const maxLegs = 4
+
+// MaxReplayBody is how much of a request body the tap keeps to send again
+// on each leg of its own handshake. A larger body cannot be replayed, and
+// the exchange fails with ErrBodyTooLarge instead of sending half of it.
+const MaxReplayBody = 64 << 10
+
+// ErrBodyTooLarge: see MaxReplayBody.
+var ErrBodyTooLarge = errors.New("upstream: request body too large to replay through the tap's authentication handshake (limit 64 KiB)")
+
+// ConnectAuth is Connect with the tap's credentials: each leg's
+// Proxy-Authorization comes from hs, until the parent answers something
+// other than 407, hs gives up, or the legs run out. The last answer is
+// returned; a 407 then means the parent refused the tap's credentials.
+func (c *Conn) ConnectAuth(target string, h http.Header, hs Stepper, deadline time.Time) (*http.Response, error) {
+	var challenges []string
+	for leg := 0; ; leg++ {
+		v, err := hs.Step(challenges)
+		if err != nil {
+			return nil, err
+		}
+		h.Set("Proxy-Authorization", v)
+		resp, err := c.Connect(target, h, deadline)
+		h.Del("Proxy-Authorization")
+		if err != nil || resp.StatusCode != http.StatusProxyAuthRequired || leg+1 >= maxLegs || !c.usable {
+			return resp, err
+		}
+		challenges = resp.Header.Values("Proxy-Authenticate")
+	}
+}
+
+// RoundTripAuth is RoundTrip with the tap's credentials. A body is kept in
+// memory (up to MaxReplayBody) so that each leg can send it whole.
+func (c *Conn) RoundTripAuth(r *http.Request, hs Stepper, expectWait time.Duration, headDeadline func() time.Time) (*http.Response, error) {
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(io.LimitReader(r.Body, MaxReplayBody+1))
+		if err != nil {
+			return nil, err
+		}
+		if len(b) > MaxReplayBody {
+			return nil, ErrBodyTooLarge
+		}
+		body = b
+	}
+	var challenges []string
+	for leg := 0; ; leg++ {
+		v, err := hs.Step(challenges)
+		if err != nil {
+			return nil, err
+		}
+		r2 := *r
+		r2.Header = r.Header.Clone()
+		r2.Header.Set("Proxy-Authorization", v)
+		if body != nil {
+			r2.Body = io.NopCloser(bytes.NewReader(body))
+			r2.ContentLength = int64(len(body))
+			r2.TransferEncoding = nil
+		}
+		resp, err := c.RoundTrip(&r2, expectWait, headDeadline())
+		if err != nil || resp.StatusCode != http.StatusProxyAuthRequired || leg+1 >= maxLegs || !c.usable {
+			return resp, err
+		}
+		challenges = resp.Header.Values("Proxy-Authenticate")
+	}
+}
