@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -83,6 +84,11 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 			Bypass:          []string{"intranet.example.com", "*.corp.example.com", "192.0.2.10"},
 			FromEnvironment: true,
 			PAC:             "http://wpad.corp.example.com/proxy.pac",
+			Auth: ParentAuth{
+				Scheme: "negotiate", User: "tap-svc", Domain: "CORP", PasswordFile: "testdata/parent-password.txt",
+				Krb5Conf: "/etc/m365tap/krb5.conf", Keytab: "/etc/m365tap/tap.keytab", CCache: "/tmp/krb5cc_m365tap",
+				SPN: "HTTP/proxy.corp.example.com", Clients: true, NCSI: true,
+			},
 		},
 		PAC:    PAC{MyIP: "192.0.2.15", Timezone: "Asia/Tokyo", Failover: true, EvalTimeout: 500 * time.Millisecond, Refresh: time.Hour},
 		Probes: Probes{Direct: true, Interval: 5 * time.Minute},
@@ -140,6 +146,7 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 			MaxAgeDays: 30,
 			Compress:   false,
 			Language:   "ja",
+			Users:      true,
 			Sinks: []Sink{
 				{Type: "file", Format: "ecs", Level: "info", Path: "/var/log/m365tap/events.ecs.json"},
 				{
@@ -161,7 +168,8 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 	def := leaves(reflect.ValueOf(Default()), "")
 	got := leaves(reflect.ValueOf(*c), "")
 	for i, l := range got {
-		if reflect.DeepEqual(l.val.Interface(), def[i].val.Interface()) && l.key != "log.format" {
+		// parent.auth.password_env excludes password_file; TestParentPassword sets it.
+		if reflect.DeepEqual(l.val.Interface(), def[i].val.Interface()) && l.key != "log.format" && l.key != "parent.auth.password_env" {
 			t.Errorf("good.yaml leaves %s at its default %v", l.key, l.val.Interface())
 		}
 	}
@@ -380,7 +388,7 @@ func TestBadFixtures(t *testing.T) {
 		{"type_bool", `config: log.stdout = "yes": want true or false`},
 		{"type_int", `config: log.max_size_mb = "lots": want a whole number`},
 		{"type_string", `config: listen = "[127.0.0.1:8080]": want a string`},
-		{"type_mapping", `config: parent = "http://ops:xxxxx@proxy.example.com:3128": want a mapping with keys url, bypass, from_environment, pac`},
+		{"type_mapping", `config: parent = "http://ops:xxxxx@proxy.example.com:3128": want a mapping with keys url, bypass, from_environment, pac, auth`},
 		{"duration", `config: timeouts.connect = "5x": want a Go duration such as 5s or 250ms`},
 		{"duration_number", `config: dns.timeout = "5": want a Go duration such as 5s or 250ms`},
 		{"listen_no_port", `config: listen = "127.0.0.1": want host:port with a port 0..65535, such as 127.0.0.1:8080`},
@@ -405,6 +413,24 @@ func TestBadFixtures(t *testing.T) {
 		{"pac_timezone", `config: pac.timezone = "Asia/Tokio": want an IANA time zone such as Asia/Tokyo, or Local`},
 		{"pac_eval_timeout", `config: pac.eval_timeout = "1m0s": want a duration from 1ms to 30s, such as 2s`},
 		{"pac_refresh", `config: pac.refresh = "1s": want zero (fetch at start only) or a duration of 10s or more, such as 5m`},
+		{"parent_auth_scheme", `config: parent.auth.scheme = "kerberos": want "" (none), basic, ntlm, negotiate or sspi`},
+		{"parent_auth_no_parent", `config: parent.auth.scheme = "basic": the tap's own credentials are for a parent: set parent.url (or parent.from_environment), or leave parent.auth.scheme empty`},
+		{"parent_auth_user", `config: parent.auth.user = "": want the account name; basic and ntlm need one`},
+		{"parent_auth_password", `config: parent.auth.password_file = "": want parent.auth.password_file (a file holding the password) or parent.auth.password_env (the name of a variable holding it); basic and ntlm need one`},
+		{"parent_auth_both_passwords", `config: parent.auth.password_env = "TAP_PASSWORD": want parent.auth.password_file or parent.auth.password_env, not both`},
+		{"parent_auth_password_file", `config: parent.auth.password_file = "testdata/no-such-password.txt": want a readable file whose first line is the password: no such file or directory`},
+		{"parent_auth_password_file_empty", `config: parent.auth.password_file = "testdata/parent-password-empty.txt": want a readable file whose first line is the password: the first line is empty`},
+		{"parent_auth_password_env", `config: parent.auth.password_env = "M365TAP_TEST_UNSET_PASSWORD": want the name of an environment variable that is set, not empty, in the tap's environment`},
+		{"parent_auth_negotiate", `config: parent.auth.scheme = "negotiate": negotiate needs parent.auth.keytab or parent.auth.ccache for Kerberos, or parent.auth.user with a password for NTLM`},
+		{"parent_auth_sspi", `config: parent.auth.scheme = "sspi": sspi (the logged-on Windows user) exists only on Windows; elsewhere use negotiate with parent.auth.keytab or parent.auth.ccache`},
+		{"parent_auth_kerberos_key", `config: parent.auth.keytab = "/etc/m365tap/tap.keytab": only parent.auth.scheme negotiate takes this key`},
+		{"parent_auth_spn_scheme", `config: parent.auth.spn = "HTTP/proxy.example.com": only parent.auth.scheme negotiate or sspi takes this key`},
+		{"parent_auth_user_scheme", `config: parent.auth.user = "tap": only parent.auth.scheme basic, ntlm or negotiate takes this key`},
+		{"parent_auth_domain", `config: parent.auth.domain = "CORP": only parent.auth.scheme ntlm or negotiate takes this key`},
+		{"parent_auth_spn", `config: parent.auth.spn = "proxy.example.com": want SERVICE/host such as HTTP/proxy.corp.example, without spaces`},
+		{"parent_auth_clients", `config: parent.auth.clients = "true": parent.auth.clients lends the tap's own credentials: set parent.auth.scheme, or user:pass in parent.url`},
+		{"parent_auth_ncsi", `config: parent.auth.ncsi = "true": parent.auth.ncsi needs parent.auth.clients: true; NCSI probe requests are client exchanges`},
+		{"access_users_parent", `config: access.users = "engineer,analyst": a client sends one Proxy-Authorization; with a parent it belongs to the parent and is relayed unchanged, so the tap cannot also check it against access.users. Set parent.auth.clients: true (the tap checks its clients and authenticates to the parent itself) or remove access.users`},
 		{"parent_bypass", `config: parent.bypass[0] = "http://intranet.example.com": want a host name, an IP address or a pattern such as *.example.com`},
 		{"dns_server", `config: dns.servers[0] = "192.0.2.53": want IP:port such as 192.0.2.53:53 or [2001:db8::53]:53`},
 		{"dns_timeout", `config: dns.timeout = "0s": want a duration greater than zero, such as 10s`},
@@ -793,4 +819,45 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("round trip changed the config\n%+v\n%+v", *back, want)
 		}
 	})
+}
+
+func TestParentPassword(t *testing.T) {
+	c := mustLoad(t, LoadOptions{File: "testdata/good.yaml"})
+	if pw, err := c.ParentPassword(); err != nil || pw != "Tap-pw-1" {
+		t.Errorf("password_file: %q, %v", pw, err)
+	}
+	if got := c.ParentSPN(); got != "HTTP/proxy.corp.example.com" {
+		t.Errorf("ParentSPN = %q", got)
+	}
+
+	const pw = "env-Secret-9"
+	c = mustLoad(t, LoadOptions{Env: []string{
+		"M365TAP_PARENT_URL=http://Proxy.Corp.Example:3128",
+		"M365TAP_PARENT_AUTH_SCHEME=ntlm",
+		"M365TAP_PARENT_AUTH_USER=tap",
+		"M365TAP_PARENT_AUTH_PASSWORD_ENV=TAP_PROXY_PASSWORD",
+		"TAP_PROXY_PASSWORD=" + pw,
+	}})
+	if got, err := c.ParentPassword(); err != nil || got != pw {
+		t.Errorf("password_env: %q, %v", got, err)
+	}
+	// The SPN is named after the parent as configured, as a client names it.
+	if got := c.ParentSPN(); got != "HTTP/Proxy.Corp.Example" {
+		t.Errorf("ParentSPN = %q", got)
+	}
+	// The password is in no rendering of the config.
+	y, err := c.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, out := range []string{string(y), fmt.Sprintf("%v %+v %#v", *c, *c, *c)} {
+		if strings.Contains(out, pw) {
+			t.Errorf("the password shows:\n%s", out)
+		}
+	}
+
+	c = mustLoad(t, LoadOptions{})
+	if got, err := c.ParentPassword(); got != "" || err != nil || c.ParentSPN() != "" {
+		t.Errorf("no parent: %q, %v, %q", got, err, c.ParentSPN())
+	}
 }
