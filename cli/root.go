@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/m365tap/m365tap/config"
 	"github.com/m365tap/m365tap/internal/ruleset"
@@ -47,6 +48,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func newRoot() *cobra.Command {
 	var cfgFile string
+	var flags runFlags
 	root := &cobra.Command{
 		Use:           "m365tap",
 		Short:         "Forward proxy that logs why Microsoft 365 sign-in traffic fails",
@@ -68,13 +70,18 @@ func newRoot() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runTap(cmd.Context(), cfg, cmd.ErrOrStderr())
+			return runTapWith(cmd.Context(), cfg, cmd.ErrOrStderr(), flags)
 		},
+	}
+	for _, fs := range []*pflag.FlagSet{run.Flags(), root.Flags()} {
+		fs.BoolVar(&flags.sysproxy, "sysproxy", false, "Windows: point this PC's proxy settings at the tap while it runs (see `m365tap sysproxy`)")
+		fs.BoolVar(&flags.exemptBroker, "exempt-broker", false, "with --sysproxy: also exempt the sign-in broker from loopback isolation")
 	}
 	root.RunE = run.RunE
 	root.Args = cobra.NoArgs
 	root.AddCommand(run, newVersionCmd(), NewConfigCommand(load), NewRulesCommand(rulesEnv(load)))
 	root.AddCommand(NewProbeCommand(load), NewReportCommand(load), NewTailCommand(load), NewHashCommand())
+	root.AddCommand(NewSysproxyCommand(load))
 	return root
 }
 

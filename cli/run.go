@@ -18,7 +18,14 @@ import (
 // Ctrl-Break, closing the console window), then shuts down in order:
 // stop accepting, let exchanges finish within shutdown.grace, close the rest
 // (each logs a shutdown event), flush the logs.
-func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err error) {
+func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) error {
+	return runTapWith(ctx, cfg, stderr, runFlags{})
+}
+
+// runTapWith is runTap with run's own flags; with --sysproxy the PC's proxy
+// settings point at the tap from start to stop, restored first of all when
+// it stops.
+func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags runFlags) (err error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -64,6 +71,12 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
+	restoreProxy, err := startSysproxy(flags, ln.Addr(), cfg.Log.Language, stderr)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer restoreProxy()
 	parent := ""
 	if u := cfg.ParentURL(); u != nil {
 		parent = u.Host
@@ -87,6 +100,8 @@ func runTap(ctx context.Context, cfg *config.Config, stderr io.Writer) (err erro
 	case <-ctx.Done():
 	case err = <-serveErr:
 	}
+	// The PC stops pointing at the tap before the tap stops.
+	restoreProxy()
 	stopProbes()
 	srv.Shutdown(stopReq.grace(cfg.Shutdown.Grace))
 	sess.finish(lg.Events, stderr)
