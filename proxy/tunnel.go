@@ -315,6 +315,14 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 		// started: nothing here is the path's fault.
 		return rules.ClientAborted, errors.New("client closed the tunnel without sending anything")
 	}
+	if c.bytesUp == 0 && (isTimeout(c.errUp) || isTimeout(c.errDown)) {
+		// The tap's own bound ended a tunnel the client never used (either
+		// direction's deadline may fire first; the other then sees its
+		// socket closed): no ClientHello was seen, so nothing was tried on
+		// the path, and the silence of the upstream (a TLS server waits for
+		// the client) says nothing about it (issue 15).
+		return rules.ClientAborted, errors.New("client sent nothing before the tap closed the tunnel after " + c.boundName())
+	}
 	if side, alert := c.noteAlert(); alert > 0 || (alert == 0 && !c.up.handshakeDone) {
 		return rules.TLSFailure, errors.New(side + " sent TLS alert " + alertName(alert) + " during the handshake")
 	}
@@ -348,6 +356,15 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 		return rules.TLSFailure, errors.New("TLS handshake did not complete: no ServerHello from upstream")
 	}
 	return rules.TLSFailure, errors.New("TLS handshake did not complete: client closed after the server's first flight")
+}
+
+// boundName names the deadline that ended a quiet tunnel: the linger after
+// a side half-closed, or timeouts.tunnel_idle.
+func (c *tapConn) boundName() string {
+	if c.lingering.Load() {
+		return "timeouts.tunnel_linger (" + c.linger.String() + ")"
+	}
+	return "timeouts.tunnel_idle (" + c.idle.String() + ")"
 }
 
 func (c *tapConn) resetErr() error {
