@@ -26,20 +26,28 @@ import (
 // With credentials of the tap's own in parent.url (used for its own
 // traffic only, not for clients) nothing changes for the clients.
 func testRelayIdentity(t *testing.T, e *arEnv) {
+	//
+	// With parent.auth.clients the anonymous client is served as the tap's
+	// user, and only it: the users' own credentials still go through.
 	for _, tc := range []struct {
 		name string
 		mod  func(*proxy.Options)
+		anon string // the user the anonymous client is served as; "": 407
 	}{
-		{"tap without credentials", nil},
+		{"tap without credentials", nil, ""},
 		{"tap with credentials in parent URL", func(o *proxy.Options) {
 			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
-		}},
+		}, ""},
+		{"tap credentials for clients", func(o *proxy.Options) {
+			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
+			o.ParentAuthClients = true
+		}, "mallory"},
 	} {
-		t.Run(tc.name, func(t *testing.T) { relayIdentity(t, e, tc.mod) })
+		t.Run(tc.name, func(t *testing.T) { relayIdentity(t, e, tc.mod, tc.anon) })
 	}
 }
 
-func relayIdentity(t *testing.T, e *arEnv, mod func(*proxy.Options)) {
+func relayIdentity(t *testing.T, e *arEnv, mod func(*proxy.Options), anonUser string) {
 	h := e.tap(t, mod)
 	mark := e.squid.Mark(t)
 	const (
@@ -110,6 +118,10 @@ func relayIdentity(t *testing.T, e *arEnv, mod func(*proxy.Options)) {
 	wg.Wait()
 	close(results)
 	wantCode := map[string]int{"alice": 200, "bob": 200, "anon": 407}
+	wantUser := map[string]string{"alice": "alice", "bob": "bob", "anon": anonUser}
+	if anonUser != "" {
+		wantCode["anon"] = 200
+	}
 	for r := range results {
 		if r.err != nil {
 			t.Errorf("%s: %v after %d requests", r.who, r.err, len(r.codes))
@@ -133,9 +145,9 @@ func relayIdentity(t *testing.T, e *arEnv, mod func(*proxy.Options)) {
 		switch {
 		case who == "":
 			t.Errorf("entry of no client: %v", en)
-		case en.Status == 200 && who == "anon":
+		case en.Status == 200 && who == "anon" && anonUser == "":
 			t.Errorf("the anonymous client was served: %v", en)
-		case en.Status == 200 && en.User != who:
+		case en.Status == 200 && en.User != wantUser[who]:
 			t.Errorf("%s's request logged as %q: %v", who, en.User, en)
 		case en.Status == 200:
 			served[who]++
@@ -144,14 +156,25 @@ func relayIdentity(t *testing.T, e *arEnv, mod func(*proxy.Options)) {
 			t.Errorf("unexpected entry for %s: %v", who, en)
 		}
 	}
-	for _, who := range []string{"alice", "bob"} {
+	servedUsers := []string{"alice", "bob"}
+	if anonUser != "" {
+		servedUsers = append(servedUsers, "anon")
+	}
+	for _, who := range servedUsers {
 		if served[who] != workers*per {
 			t.Errorf("Squid served %d of %s's %d requests", served[who], who, workers*per)
 		}
 	}
+	// Every event says whose credentials went: the anonymous client's
+	// are the tap's only when the tap lends them.
 	for _, ev := range h.log.events(t) {
-		if str(ev, "parent_auth") != "relay" || str(ev, "proxy_auth_user") != "" {
-			t.Errorf("event: %v", ev)
+		wantAuth := "relay"
+		if anonUser != "" && strings.Contains(str(ev, "url"), "/id-anon/") {
+			wantAuth = "tap"
+		}
+		if str(ev, "parent_auth") != wantAuth || str(ev, "proxy_auth_user") != "" {
+			t.Errorf("parent_auth %q (want %q), proxy_auth_user %q (want none): %v",
+				str(ev, "parent_auth"), wantAuth, str(ev, "proxy_auth_user"), ev)
 		}
 	}
 }

@@ -30,6 +30,9 @@ func testRelayTable(t *testing.T, e *arEnv) {
 		{"curl ntlm right", "ntlm", curl(nil, false, "--proxy-ntlm", "-U", `TESTDOM\alice:`+arAlice.Password)},
 		// HTTP/1.0 with Proxy-Connection: keep-alive, as older clients send.
 		{"curl ntlm right http1.0", "ntlm", curl(nil, false, "--http1.0", "--proxy-ntlm", "-U", `TESTDOM\alice:`+arAlice.Password)},
+		// curl asks first without credentials and picks from what the 407
+		// offers (Negotiate), as browsers do: the 407 is a handshake step.
+		{"curl anyauth kerberos right", "negotiate", curl(e.kdc.ClientEnv(e.aliceCC), true, "--proxy-anyauth", "-U", ":")},
 		{"curl ntlm wrong", "ntlm", curl(nil, false, "--proxy-ntlm", "-U", `TESTDOM\alice:`+arBob.Password)},
 		{"curl negotiate-kerberos right", "negotiate", curl(e.kdc.ClientEnv(e.aliceCC), true, "--proxy-negotiate", "-U", ":")},
 		{"curl negotiate-kerberos refused account", "negotiate", curl(e.kdc.ClientEnv(e.malloryCC), true, "--proxy-negotiate", "-U", ":")},
