@@ -115,7 +115,11 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 			err = cerr
 		}
 	}()
-	srv := proxy.New(tapOptions(cfg, set, lg.Events))
+	opts, err := tapOptions(cfg, set, lg.Events)
+	if err != nil {
+		return err
+	}
+	srv := proxy.New(opts)
 	targets := srv.ProbeTargets()
 	var checks []proxy.Check
 	for _, t := range targets {
@@ -146,8 +150,14 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 }
 
 // tapOptions are the tap's options that shape its way out: dialer,
-// resolver, timeouts and rules, shared by `run` and `probe`.
-func tapOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) proxy.Options {
+// resolver, timeouts, rules and the tap's own parent credentials, shared by
+// `run` and `probe`. It fails when parent.auth's keytab, credential cache
+// or krb5.conf cannot be read.
+func tapOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) (proxy.Options, error) {
+	auth, err := parentAuth(cfg)
+	if err != nil {
+		return proxy.Options{}, err
+	}
 	current := new(atomic.Pointer[rules.Set])
 	current.Store(set)
 	lang, _ := rules.ParseLanguage(cfg.Log.Language)
@@ -165,7 +175,11 @@ func tapOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) proxy.Op
 		RedactQuery:           cfg.Access.RedactQuery,
 		Rules:                 current,
 		Log:                   events,
-	}
+		ParentAuth:            auth,
+		ParentAuthClients:     cfg.Parent.Auth.Clients,
+		ParentAuthNCSI:        cfg.Parent.Auth.NCSI,
+		LogUsers:              cfg.Log.Users,
+	}, nil
 }
 
 // probeRoots verify the TLS checks of the running tap's periodic probe;

@@ -54,7 +54,10 @@ func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags
 	}
 	// The same way out as `probe` (dialer, resolver, timeouts, rules),
 	// plus what only a listening tap needs.
-	opts := tapOptions(cfg, set, lg.Events)
+	opts, err := tapOptions(cfg, set, lg.Events)
+	if err != nil {
+		return err
+	}
 	sess.rules = opts.Rules
 	opts.IdleTimeout = cfg.Timeouts.Idle
 	opts.ReadHeaderTimeout = cfg.Timeouts.ReadHeader
