@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,17 +85,10 @@ func TestSquid(t *testing.T) {
 	kdc.AddUser(mallory.Name, mallory.Password)
 	accounts := []testsquid.User{alice, bob, mallory}
 	squids := map[testsquid.Auth]*testsquid.Squid{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
 	for _, mode := range []testsquid.Auth{testsquid.AuthNone, testsquid.AuthBasic, testsquid.AuthNTLM, testsquid.AuthNegotiate, testsquid.AuthAll} {
-		// Started one after another: t.Fatal must run on the test's goroutine.
-		s := testsquid.Start(t, testsquid.Options{Auth: mode, Users: accounts, KDC: kdc, SPN: spn,
+		squids[mode] = testsquid.Start(t, testsquid.Options{Auth: mode, Users: accounts, KDC: kdc, SPN: spn,
 			Deny: []string{"mallory@" + kdc.Realm}})
-		mu.Lock()
-		squids[mode] = s
-		mu.Unlock()
 	}
-	wg.Wait()
 	t.Logf("KDC and 5 Squids ready in %v", time.Since(start).Round(time.Millisecond))
 	aliceCC := kdc.Kinit(alice.Name, alice.Password)
 	malloryCC := kdc.Kinit(mallory.Name, mallory.Password)
