@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/internal/localnet"
 	"github.com/m365tap/m365tap/internal/ruleset"
 	"github.com/m365tap/m365tap/logs"
 	"github.com/m365tap/m365tap/proxy"
@@ -65,6 +66,13 @@ func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags
 	opts.TunnelIdle = cfg.Timeouts.TunnelIdle
 	opts.AllowPorts = cfg.Access.Ports
 	opts.Allow = cfg.AllowPrefixes()
+	if cfg.AllowInterfaces() {
+		nets, err := localnet.Networks()
+		if err != nil {
+			return fmt.Errorf("access.allow: %s: %w", config.AllowInterfacesEntry, err)
+		}
+		opts.Allow = append(opts.Allow, nets...)
+	}
 	opts.Users = cfg.Users()
 	opts.MaxConns = cfg.Access.MaxConns
 	opts.MaxConnsPerClient = cfg.Access.MaxConnsPerClient

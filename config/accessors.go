@@ -72,9 +72,26 @@ func (c *Config) HostOverrides() map[string]netip.Addr {
 	return m
 }
 
+// AllowInterfaces reports whether access.allow holds the entry
+// "interfaces": admit the networks of the machine's own interfaces, read
+// when the tap starts, and loopback of both families (the container
+// image's default: its bridge gateway is on its interface's network).
+func (c *Config) AllowInterfaces() bool {
+	return slices.ContainsFunc(c.Access.Allow, isInterfaces)
+}
+
+// isInterfaces reports whether an access.allow entry is the keyword
+// "interfaces" (any case).
+func isInterfaces(s string) bool { return strings.EqualFold(strings.TrimSpace(s), AllowInterfacesEntry) }
+
+// AllowInterfacesEntry is the access.allow entry that stands for the
+// networks of the machine's own interfaces.
+const AllowInterfacesEntry = "interfaces"
+
 // AllowPrefixes returns access.allow as masked prefixes, a bare address
-// becoming a /32 or /128. Nil means no list was given, which Validate only
-// permits on a loopback listener: admit loopback clients only.
+// becoming a /32 or /128; the "interfaces" entry is not among them (see
+// AllowInterfaces). Nil means no prefix was given: with a loopback
+// listener and no "interfaces", admit loopback clients only.
 func (c *Config) AllowPrefixes() []netip.Prefix {
 	var out []netip.Prefix
 	for _, a := range c.Access.Allow {

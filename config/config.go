@@ -100,7 +100,9 @@ type Network struct {
 // Access is the tap's own policy.
 type Access struct {
 	// Allow lists client CIDRs; required when Listen is not loopback. Empty
-	// with a loopback listener means loopback clients only.
+	// with a loopback listener means loopback clients only. The entry
+	// "interfaces" stands for the networks of the machine's own interfaces
+	// and loopback, read when the tap starts.
 	Allow []string `mapstructure:"allow"`
 	// Ports are the destination ports CONNECT may reach.
 	Ports []int `mapstructure:"ports"`

@@ -394,7 +394,7 @@ func TestBadFixtures(t *testing.T) {
 		{"listen_no_port", `config: listen = "127.0.0.1": want host:port with a port 0..65535, such as 127.0.0.1:8080`},
 		{"listen_bad_port", `config: listen = "127.0.0.1:70000": want host:port with a port 0..65535, such as 127.0.0.1:8080`},
 		{"listen_open_relay", `config: listen = "0.0.0.0:8080": a listen address beyond loopback needs access.allow (client CIDRs); without it the tap would be an open relay`},
-		{"access_allow", `config: access.allow[0] = "10.0.0.0/33": want a CIDR such as 192.0.2.0/24 or a single IP address`},
+		{"access_allow", `config: access.allow[0] = "10.0.0.0/33": want a CIDR such as 192.0.2.0/24, a single IP address, or interfaces (the networks of the machine's own interfaces, and loopback)`},
 		{"access_ports_empty", `config: access.ports = "[]": want at least one port; CONNECT could reach nothing`},
 		{"access_ports_range", `config: access.ports[1] = "70000": want a port 1..65535`},
 		{"access_users", `config: access.users[0] = "engineer:xxxxx": want NAME:HASH with a bcrypt or argon2id hash, such as engineer:$2y$10$... (htpasswd -nbB NAME PASSWORD) or engineer:$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH (m365tap hash NAME)`},
@@ -631,9 +631,22 @@ func TestAllowPrefixes(t *testing.T) {
 	if got := c.AllowPrefixes(); !reflect.DeepEqual(got, want) {
 		t.Errorf("AllowPrefixes() = %v, want %v", got, want)
 	}
+	if c.AllowInterfaces() {
+		t.Error("AllowInterfaces() without the entry")
+	}
 	d := Default()
 	if got := d.AllowPrefixes(); got != nil {
 		t.Errorf("Default().AllowPrefixes() = %v, want nil", got)
+	}
+	// "interfaces" is read by the tap when it starts, not a prefix; with
+	// it a wildcard listener has its allow list.
+	c.Listen = "0.0.0.0:8080"
+	c.Access.Allow = []string{"Interfaces", "192.0.2.0/24"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate with interfaces: %v", err)
+	}
+	if !c.AllowInterfaces() || !reflect.DeepEqual(c.AllowPrefixes(), []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}) {
+		t.Errorf("AllowInterfaces() = %v, AllowPrefixes() = %v", c.AllowInterfaces(), c.AllowPrefixes())
 	}
 }
 

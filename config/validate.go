@@ -26,7 +26,7 @@ const (
 	allowPositive      = "want a duration greater than zero, such as 10s"
 	allowInterval      = "want zero (no active probe) or a positive duration such as 5m"
 	allowGrace         = "want zero (stop at once) or a positive duration such as 10s"
-	allowCIDR          = "want a CIDR such as 192.0.2.0/24 or a single IP address"
+	allowCIDR          = "want a CIDR such as 192.0.2.0/24, a single IP address, or interfaces (the networks of the machine's own interfaces, and loopback)"
 	allowPortsEmpty    = "want at least one port; CONNECT could reach nothing"
 	allowPort          = "want a port 1..65535"
 	allowUser          = "want NAME:HASH with a bcrypt or argon2id hash, such as engineer:$2y$10$... (htpasswd -nbB NAME PASSWORD) or engineer:$argon2id$v=19$m=65536,t=3,p=4$SALT$HASH (m365tap hash NAME)"
@@ -139,7 +139,7 @@ func (c *Config) Validate() error {
 	positive("timeouts.tunnel_idle", c.Timeouts.TunnelIdle)
 
 	for i, a := range c.Access.Allow {
-		if _, ok := parsePrefix(a); !ok {
+		if _, ok := parsePrefix(a); !ok && !isInterfaces(a) {
 			add(index("access.allow", i), a, allowCIDR)
 		}
 	}
