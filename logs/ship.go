@@ -514,6 +514,13 @@ func (s *shipper) disconnect() {
 	if s.conn == nil {
 		return
 	}
+	if s.cfg.network == "relp" && s.readerDone != nil {
+		// Answers already in the socket buffer still count, even after a
+		// write failed on a reset: read them (for at most 100 ms) before
+		// deciding what to send again, or answered events come twice.
+		_ = s.conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		<-s.readerDone
+	}
 	s.release()
 	s.conn.Close()
 	if s.readerDone != nil {
