@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/internal/testsquid"
 	"github.com/m365tap/m365tap/proxyauth"
 )
 
@@ -71,5 +75,89 @@ func TestParentAuth(t *testing.T) {
 	cfg.Parent.Auth.Scheme = "sspi"
 	if _, err := parentAuth(cfg); err == nil || (!errors.Is(err, errors.ErrUnsupported) && !strings.Contains(err.Error(), "sspi")) {
 		t.Errorf("sspi: %v", err)
+	}
+}
+
+// TestProbeWithParentAuth runs `m365tap probe` through Debian's Squid
+// demanding NTLM (testsquid's verifying NTLMv2 helper): without
+// parent.auth every check through the parent gets 407; with the tap's own
+// NTLM credentials the required hosts pass through it and Squid logs
+// the tap's user; with a wrong password they fail again.
+func TestProbeWithParentAuth(t *testing.T) {
+	pn := newProbeNet(t)
+	hosts := map[string]string{}
+	for _, h := range pn.hosts {
+		name, ip, _ := strings.Cut(h, "=")
+		hosts[name] = ip
+	}
+	squid := testsquid.Start(t, testsquid.Options{Auth: testsquid.AuthNTLM, Hosts: hosts,
+		Users: []testsquid.User{{Name: "alice", Password: "Alice-pw-1"}}})
+	dir := t.TempDir()
+	right, wrong := filepath.Join(dir, "right"), filepath.Join(dir, "wrong")
+	if err := os.WriteFile(right, []byte("Alice-pw-1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, []byte("not-Alice\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const target = "login.microsoftonline.com:443"
+	requests := map[string]int{} // Squid's log lines per case
+	for _, tc := range []struct {
+		name   string
+		auth   string
+		passed bool
+		user   string
+	}{
+		{"no credentials", "", false, ""},
+		{"ntlm", "  auth:\n    scheme: ntlm\n    domain: TESTDOM\n    user: alice\n    password_file: " + right + "\n", true, "alice"},
+		{"ntlm wrong password", "  auth:\n    scheme: ntlm\n    user: alice\n    password_file: " + wrong + "\n", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := pn.config(t, "parent:\n  url: "+squid.URL().String()+"\n"+tc.auth)
+			mark := squid.Mark(t)
+			var out, errOut bytes.Buffer
+			Main([]string{"--config", cfg, "probe", "--ca-file", pn.caFile, "--format", "json"}, &out, &errOut)
+			var doc probeDoc
+			if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+				t.Fatalf("%v\n%s\n%s", err, out.String(), errOut.String())
+			}
+			found := false
+			for _, r := range doc.Rows {
+				if r.Check != "tls" || r.Target != target || r.Parent == nil {
+					continue
+				}
+				found = true
+				if ok := r.Parent.Outcome == "ok"; ok != tc.passed {
+					t.Errorf("%s through the parent: %+v; want passed %v", target, *r.Parent, tc.passed)
+				}
+				if !tc.passed && r.Parent.Outcome != "parent_auth_required" {
+					t.Errorf("%s through the parent: %+v; want parent_auth_required", target, *r.Parent)
+				}
+			}
+			if !found {
+				t.Fatalf("no check of %s through the parent:\n%s", target, out.String())
+			}
+			var users []string
+			entries := squid.Settle(t, mark)
+			t.Logf("%d checks, %d requests in Squid's log", doc.Checks, len(entries))
+			requests[tc.name] = len(entries)
+			for _, e := range entries {
+				if e.Status == http.StatusOK && e.User != "-" && e.User != "" {
+					users = append(users, e.User)
+				}
+			}
+			if tc.user == "" && len(users) > 0 {
+				t.Errorf("Squid served users %q; want none", users)
+			}
+			if tc.user != "" && (len(users) == 0 || users[0] != tc.user) {
+				t.Errorf("Squid served users %q; want %q", users, tc.user)
+			}
+		})
+	}
+	// A refused credential is not offered again on every new connection
+	// (an account lockout in the making): only the handshakes already
+	// under way when the first refusal came reach Squid.
+	if none, wrong := requests["no credentials"], requests["ntlm wrong password"]; wrong*2 >= none {
+		t.Errorf("wrong password: %d requests reached Squid, against %d without credentials; the refused credential was retried", wrong, none)
 	}
 }
