@@ -82,6 +82,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(run, newVersionCmd(), NewConfigCommand(load), NewRulesCommand(rulesEnv(load)))
 	root.AddCommand(NewProbeCommand(load), NewReportCommand(load), NewTailCommand(load), NewHashCommand())
 	root.AddCommand(NewSysproxyCommand(load))
+	root.AddCommand(NewPACCommand(load))
 	return root
 }
 

@@ -164,6 +164,7 @@ func (e *EvalError) Unwrap() error { return e.Err }
 // Engine evaluates one Script. It is safe for concurrent use.
 type Engine struct {
 	script *Script
+	fn     string
 	opts   Options
 	pool   pool
 	cache  cache
@@ -202,9 +203,14 @@ func New(s *Script, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.fn = rt.fn
 	e.pool.put(rt)
 	return e, nil
 }
+
+// Func is the function the engine calls: FindProxyForURLEx when the
+// script defines it, else FindProxyForURL.
+func (e *Engine) Func() string { return e.fn }
 
 // Script is the script the engine runs.
 func (e *Engine) Script() *Script { return e.script }
@@ -248,12 +254,23 @@ func (rt *jsrt) guard(ctx context.Context, fn func() error) error {
 		// The interrupt is under way: let it land before the runtime is
 		// cleared and reused, or it would stop the next evaluation.
 		<-fired
+		if err == nil {
+			// The script finished between the deadline and the interrupt
+			// (a DNS helper gave up at the deadline, say): still too late.
+			err = errLate
+		}
 	}
 	return err
 }
 
+// errLate is an evaluation that returned after its time limit.
+var errLate = errors.New("returned after the time limit")
+
 func (rt *jsrt) classify(url string, err error) error {
 	var ie *goja.InterruptedError
+	if errors.Is(err, errLate) {
+		return &EvalError{URL: url, Err: ErrTimeout, Detail: "after " + rt.e.opts.EvalTimeout.String()}
+	}
 	if errors.As(err, &ie) {
 		if cause, ok := ie.Value().(error); ok && errors.Is(cause, ErrLookups) {
 			return &EvalError{URL: url, Err: ErrLookups, Detail: "more than " + strconv.Itoa(rt.e.opts.MaxLookups)}
