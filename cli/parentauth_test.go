@@ -161,3 +161,53 @@ func TestProbeWithParentAuth(t *testing.T) {
 		t.Errorf("wrong password: %d requests reached Squid, against %d without credentials; the refused credential was retried", wrong, none)
 	}
 }
+
+// TestProbeWithKerberos runs `m365tap probe` with the tap's own Kerberos
+// key (a keytab) through Squid accepting only Kerberos tickets for
+// HTTP/proxy.corp.test, the SPN the tap derives from parent.url's host.
+func TestProbeWithKerberos(t *testing.T) {
+	const parentName = "proxy.corp.test"
+	pn := newProbeNet(t)
+	hosts := map[string]string{}
+	for _, h := range pn.hosts {
+		name, ip, _ := strings.Cut(h, "=")
+		hosts[name] = ip
+	}
+	kdc := testsquid.StartKDC(t)
+	keytab := kdc.AddService("m365tap")
+	squid := testsquid.Start(t, testsquid.Options{Auth: testsquid.AuthNegotiate, KDC: kdc, SPN: "HTTP/" + parentName, Hosts: hosts})
+	cfg := pn.config(t, "parent:\n  url: http://"+parentName+":"+squid.Port()+"\n"+
+		"  auth:\n    scheme: negotiate\n    krb5_conf: "+kdc.Conf+"\n    keytab: "+keytab+"\n")
+	// The tap reaches the parent's name through its hosts overrides.
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, bytes.Replace(b, []byte("hosts:\n"), []byte("hosts:\n  - "+parentName+"=127.0.0.1\n"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mark := squid.Mark(t)
+	var out, errOut bytes.Buffer
+	Main([]string{"--config", cfg, "probe", "--ca-file", pn.caFile, "--format", "json"}, &out, &errOut)
+	var doc probeDoc
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	for _, r := range doc.Rows {
+		if r.Check == "tls" && r.Target == "login.microsoftonline.com:443" && (r.Parent == nil || r.Parent.Outcome != "ok") {
+			t.Errorf("through the parent: %+v\n%s", r.Parent, errOut.String())
+		}
+	}
+	served := 0
+	for _, e := range squid.Settle(t, mark) {
+		if e.Status == http.StatusOK {
+			served++
+			if e.User != "m365tap@"+kdc.Realm {
+				t.Errorf("Squid served %v; want the tap's principal", e)
+			}
+		}
+	}
+	if served == 0 {
+		t.Errorf("Squid served nothing")
+	}
+}
