@@ -1,5 +1,3 @@
-//go:build authrelay
-
 package proxy_test
 
 import (
@@ -26,9 +24,6 @@ import (
 // With credentials of the tap's own in parent.url (used for its own
 // traffic only, not for clients) nothing changes for the clients.
 func testRelayIdentity(t *testing.T, e *arEnv) {
-	//
-	// With parent.auth.clients the anonymous client is served as the tap's
-	// user, and only it: the users' own credentials still go through.
 	for _, tc := range []struct {
 		name string
 		mod  func(*proxy.Options)
@@ -38,10 +33,6 @@ func testRelayIdentity(t *testing.T, e *arEnv) {
 		{"tap with credentials in parent URL", func(o *proxy.Options) {
 			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
 		}, ""},
-		{"tap credentials for clients", func(o *proxy.Options) {
-			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
-			o.ParentAuthClients = true
-		}, "mallory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { relayIdentity(t, e, tc.mod, tc.anon) })
 	}

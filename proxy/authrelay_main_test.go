@@ -1,5 +1,3 @@
-//go:build authrelay
-
 package proxy_test
 
 import (
@@ -57,6 +55,17 @@ type arEnv struct {
 
 // TestAuthRelay runs every transparency case against one KDC and Squid.
 func TestAuthRelay(t *testing.T) {
+	e := newAREnv(t)
+	t.Run("table", func(t *testing.T) { testRelayTable(t, e) })
+	t.Run("log users", func(t *testing.T) { testRelayLogUsers(t, e) })
+	t.Run("kerberos naming", func(t *testing.T) { testRelayKerberosNaming(t, e) })
+	t.Run("identity", func(t *testing.T) { testRelayIdentity(t, e) })
+	t.Run("ncsi", func(t *testing.T) { testRelayNCSI(t, e) })
+	t.Run("expect 100-continue", func(t *testing.T) { testRelayExpect(t, e) })
+}
+
+// newAREnv starts the origins, the KDC and Squid the cases share.
+func newAREnv(t *testing.T) *arEnv {
 	start := time.Now()
 	e := &arEnv{}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,13 +95,7 @@ func TestAuthRelay(t *testing.T) {
 	e.aliceCC = e.kdc.Kinit(arAlice.Name, arAlice.Password)
 	e.malloryCC = e.kdc.Kinit(arMallory.Name, arMallory.Password)
 	t.Logf("KDC and Squid ready in %v", time.Since(start).Round(time.Millisecond))
-
-	t.Run("table", func(t *testing.T) { testRelayTable(t, e) })
-	t.Run("log users", func(t *testing.T) { testRelayLogUsers(t, e) })
-	t.Run("kerberos naming", func(t *testing.T) { testRelayKerberosNaming(t, e) })
-	t.Run("identity", func(t *testing.T) { testRelayIdentity(t, e) })
-	t.Run("ncsi", func(t *testing.T) { testRelayNCSI(t, e) })
-	t.Run("expect 100-continue", func(t *testing.T) { testRelayExpect(t, e) })
+	return e
 }
 
 // tap starts the tap with Squid as its parent, named as the PC knows it.

@@ -1,5 +1,3 @@
-//go:build authrelay
-
 package proxy_test
 
 import (
@@ -28,8 +26,6 @@ func testRelayTable(t *testing.T, e *arEnv) {
 		{"curl basic right", "basic", curl(nil, false, "--proxy-basic", "-U", "alice:"+arAlice.Password)},
 		{"curl basic wrong", "basic", curl(nil, false, "--proxy-basic", "-U", "alice:not-"+arAlice.Password)},
 		{"curl ntlm right", "ntlm", curl(nil, false, "--proxy-ntlm", "-U", `TESTDOM\alice:`+arAlice.Password)},
-		// HTTP/1.0 with Proxy-Connection: keep-alive, as older clients send.
-		{"curl ntlm right http1.0", "ntlm", curl(nil, false, "--http1.0", "--proxy-ntlm", "-U", `TESTDOM\alice:`+arAlice.Password)},
 		// curl asks first without credentials and picks from what the 407
 		// offers (Negotiate), as browsers do: the 407 is a handshake step.
 		{"curl anyauth kerberos right", "negotiate", curl(e.kdc.ClientEnv(e.aliceCC), true, "--proxy-anyauth", "-U", ":")},
@@ -62,9 +58,6 @@ func testRelayTable(t *testing.T, e *arEnv) {
 			mode := "GET"
 			if connect {
 				mode = "CONNECT"
-			}
-			if connect && strings.Contains(r.name, "http1.0") {
-				continue // curl offers TLS ALPN "http/1.0", which no origin speaks
 			}
 			t.Run(r.name+" "+mode, func(t *testing.T) {
 				urls := e.plainURLs("table", n)
