@@ -183,6 +183,7 @@ func (s *System) Off() ([]Step, error) {
 	for i, b := range bk.User {
 		current[i], queryErr[i] = s.User.Query(b.Conn)
 	}
+	var restored []int // steps of connections set back, for the exact bytes
 	for i, b := range bk.User {
 		cur := current[i]
 		switch {
@@ -193,20 +194,27 @@ func (s *System) Off() ([]Step, error) {
 			steps = append(steps, Step{Store: StoreUser, Conn: b.Conn, Result: LeftAlone, Before: cur.String()})
 		default:
 			err := s.User.Set(b.Conn, b.Settings)
-			if err == nil {
-				// The exact registry values, counters and all, last.
-				err = s.User.RestoreRaw(b.Conn, b.Raw)
-			}
 			steps = append(steps, Step{Store: StoreUser, Conn: b.Conn, Result: resultOr(err, Restored),
 				Before: cur.String(), After: b.Settings.String(), Err: err})
 			if err != nil {
 				pending.User = append(pending.User, b)
+			} else {
+				restored = append(restored, len(steps)-1)
 			}
 		}
 	}
 	if len(bk.User) > 0 {
 		if err := s.User.Notify(); err != nil {
 			steps = append(steps, Step{Store: StoreNotify, Result: Failed, Err: err})
+		}
+	}
+	// The exact registry values, counters and all, last: after the
+	// notification, which may write the settings again (wine does).
+	for _, i := range restored {
+		b := backupOf(bk.User, steps[i].Conn)
+		if err := s.User.RestoreRaw(b.Conn, b.Raw); err != nil {
+			steps[i].Result, steps[i].Err = resultOf(err), err
+			pending.User = append(pending.User, b)
 		}
 	}
 	if m := bk.Machine; m != nil {
@@ -303,6 +311,15 @@ func (s *System) Status() (*Status, error) {
 		st.BrokerErr = ErrUnsupported
 	}
 	return st, nil
+}
+
+func backupOf(list []ConnBackup, conn string) ConnBackup {
+	for _, b := range list {
+		if b.Conn == conn {
+			return b
+		}
+	}
+	return ConnBackup{Conn: conn}
 }
 
 func (s *System) now() time.Time {

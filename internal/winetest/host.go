@@ -36,7 +36,13 @@ func Open(t testing.TB) *Prefix {
 		}
 		t.Skipf("wine prefix %s not ready (%v): run .ci/wine/setup", dir, err)
 	}
-	return &Prefix{Dir: dir, wine: wine}
+	pr := &Prefix{Dir: dir, wine: wine}
+	// Keep wine's server up between the test's wine commands (each start
+	// otherwise costs seconds), and for a minute after the last one.
+	srv := exec.Command("wineserver", "-p60")
+	srv.Env = pr.Env()
+	_ = srv.Run()
+	return pr
 }
 
 // Env is the environment for a wine command: the prefix, no wine debug
@@ -66,17 +72,4 @@ func (p *Prefix) Reg(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	out, err := p.Command("reg", args...).CombinedOutput()
 	return strings.ReplaceAll(string(out), "\r\n", "\n"), err
-}
-
-// BuildWindows builds the Go package at dir (relative to the current
-// directory) for windows/amd64 into a temporary .exe.
-func BuildWindows(t testing.TB, pkg string) string {
-	t.Helper()
-	exe := filepath.Join(t.TempDir(), "m365tap.exe")
-	cmd := exec.Command("go", "build", "-o", exe, pkg)
-	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build for windows: %v\n%s", err, out)
-	}
-	return exe
 }
