@@ -85,11 +85,7 @@ func TestParentAuth(t *testing.T) {
 // the tap's user; with a wrong password they fail again.
 func TestProbeWithParentAuth(t *testing.T) {
 	pn := newProbeNet(t)
-	hosts := map[string]string{}
-	for _, h := range pn.hosts {
-		name, ip, _ := strings.Cut(h, "=")
-		hosts[name] = ip
-	}
+	hosts := pn.hostMap()
 	squid := testsquid.Start(t, testsquid.Options{Auth: testsquid.AuthNTLM, Hosts: hosts,
 		Users: []testsquid.User{{Name: "alice", Password: "Alice-pw-1"}}})
 	dir := t.TempDir()
@@ -168,11 +164,7 @@ func TestProbeWithParentAuth(t *testing.T) {
 func TestProbeWithKerberos(t *testing.T) {
 	const parentName = "proxy.corp.test"
 	pn := newProbeNet(t)
-	hosts := map[string]string{}
-	for _, h := range pn.hosts {
-		name, ip, _ := strings.Cut(h, "=")
-		hosts[name] = ip
-	}
+	hosts := pn.hostMap()
 	kdc := testsquid.StartKDC(t)
 	keytab := kdc.AddService("m365tap")
 	squid := testsquid.Start(t, testsquid.Options{Auth: testsquid.AuthNegotiate, KDC: kdc, SPN: "HTTP/" + parentName, Hosts: hosts})
@@ -210,4 +202,14 @@ func TestProbeWithKerberos(t *testing.T) {
 	if served == 0 {
 		t.Errorf("Squid served nothing")
 	}
+}
+
+// hostMap is the fixture's names as Squid's hosts file wants them.
+func (pn *probeNet) hostMap() map[string]string {
+	m := make(map[string]string, len(pn.hosts))
+	for _, h := range pn.hosts {
+		name, ip, _ := strings.Cut(h, "=")
+		m[name] = ip
+	}
+	return m
 }

@@ -105,20 +105,25 @@ func NewBasic(user, password string) Client {
 
 func (basicClient) Scheme() Scheme { return SchemeBasic }
 
-func (c basicClient) Start() (Handshake, error) { return &basicHandshake{header: c.header}, nil }
+func (c basicClient) Start() (Handshake, error) {
+	return &oneLeg{scheme: SchemeBasic, header: c.header}, nil
+}
 
-type basicHandshake struct {
+// oneLeg is a handshake of one leg (Basic, a Kerberos AP-REQ): the
+// credential is accepted or it is not; a 407 after it is a refusal.
+type oneLeg struct {
+	scheme Scheme
 	header string
 	sent   bool
 }
 
-func (h *basicHandshake) Step(challenges []string) (string, error) {
+func (h *oneLeg) Step(challenges []string) (string, error) {
 	if !h.sent {
 		h.sent = true
 		return h.header, nil
 	}
-	if _, ok := offers(challenges, SchemeBasic); !ok {
-		return "", notOffered(SchemeBasic, challenges)
+	if _, ok := offers(challenges, h.scheme); !ok {
+		return "", notOffered(h.scheme, challenges)
 	}
 	return "", ErrRejected
 }

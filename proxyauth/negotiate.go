@@ -124,7 +124,7 @@ func (c *negotiateClient) Start() (Handshake, error) {
 		}
 		return nil, err
 	}
-	return &kerberosHandshake{header: header}, nil
+	return &oneLeg{scheme: SchemeNegotiate, header: header}, nil
 }
 
 func (c *negotiateClient) kerberos() (string, error) {
@@ -145,21 +145,4 @@ func (c *negotiateClient) kerberos() (string, error) {
 		return "", fmt.Errorf("proxyauth: SPNEGO token for %s: %w", c.spn, err)
 	}
 	return "Negotiate " + base64.StdEncoding.EncodeToString(b), nil
-}
-
-// kerberosHandshake is one leg: the AP-REQ is accepted or not.
-type kerberosHandshake struct {
-	header string
-	sent   bool
-}
-
-func (h *kerberosHandshake) Step(challenges []string) (string, error) {
-	if !h.sent {
-		h.sent = true
-		return h.header, nil
-	}
-	if _, ok := offers(challenges, SchemeNegotiate); !ok {
-		return "", notOffered(SchemeNegotiate, challenges)
-	}
-	return "", ErrRejected
 }
