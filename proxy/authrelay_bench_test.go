@@ -1,5 +1,3 @@
-//go:build authrelay
-
 package proxy_test
 
 import (

@@ -432,6 +432,9 @@ type clientConn struct {
 	// ns): net/http reports StateActive only once the head was read.
 	waiting atomic.Int64
 	current atomic.Pointer[exchange]
+	// awaitingHead: the connection waits for a request head (between
+	// requests), the only time proxyConnection10 looks at what it reads.
+	awaitingHead atomic.Bool
 	// pins is the parent side of this client connection (relay.go).
 	pins pinState
 	srv  *Server
@@ -462,8 +465,57 @@ func (c *clientConn) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		c.readEOF.Store(true)
 	}
+	if n > 0 && c.awaitingHead.Load() {
+		proxyConnection10(p[:n])
+	}
 	return n, err
 }
+
+// proxyConnection10 lets an HTTP/1.0 client's "Proxy-Connection:
+// keep-alive" count, as proxies honour it: net/http reads only Connection,
+// and closes after every answer to an HTTP/1.0 request without it. NTLM
+// and Negotiate need the connection kept (a parent offers Basic only on a
+// closing one). The head is rewritten in place, name for name with the
+// same length ("Connection:" and six spaces of optional whitespace), only
+// in a read that holds the request line and the whole field, and only
+// when the head has no Connection field of its own. Heads of HTTP/1.1
+// requests are not scanned beyond their request line.
+func proxyConnection10(b []byte) {
+	eol := bytes.Index(b, crlf)
+	if eol < 9 || !bytes.HasSuffix(b[:eol], http10) {
+		return
+	}
+	end := bytes.Index(b, crlfcrlf)
+	if end < 0 {
+		return
+	}
+	head := b[eol : end+2] // from the first field's CRLF to the last field's
+	at := -1
+	for i := 0; i+2 < len(head); {
+		j := bytes.Index(head[i+2:], crlf)
+		if j < 0 {
+			break
+		}
+		line := head[i+2 : i+2+j]
+		switch {
+		case len(line) > 11 && bytes.EqualFold(line[:11], []byte("connection:")):
+			return
+		case len(line) > 17 && bytes.EqualFold(line[:17], []byte("proxy-connection:")) &&
+			bytes.Contains(bytes.ToLower(line[17:]), []byte("keep-alive")):
+			at = i + 2
+		}
+		i += 2 + j
+	}
+	if at >= 0 {
+		copy(head[at:at+17], "Connection:      ")
+	}
+}
+
+var (
+	crlf     = []byte("\r\n")
+	crlfcrlf = []byte("\r\n\r\n")
+	http10   = []byte(" HTTP/1.0")
+)
 
 func (c *clientConn) Write(p []byte) (int, error) {
 	if c.pending.Load() && len(p) >= 12 && bytes.HasPrefix(p, []byte("HTTP/1.")) {
@@ -485,7 +537,9 @@ func (s *Server) connState(c net.Conn, state http.ConnState) {
 	case http.StateNew, http.StateIdle:
 		s.settle(cc)
 		cc.waiting.Store(s.now().UnixNano())
+		cc.awaitingHead.Store(true)
 	case http.StateActive:
+		cc.awaitingHead.Store(false)
 		if !cc.pending.Swap(true) {
 			s.inflight.Add(1)
 		}

@@ -89,6 +89,27 @@ type pinState struct {
 	conn     *upstream.Conn
 	deferred *exchange
 	closed   bool
+	// client: the client sent credentials of its own on this connection.
+	// Its later requests without a header ride on its own authenticated
+	// parent connection and never get the tap's credentials instead.
+	client bool
+}
+
+func (p *pinState) markClient() {
+	p.mu.Lock()
+	p.client = true
+	p.mu.Unlock()
+}
+
+// clientAuthenticated reports a client connection whose client sent
+// credentials of its own.
+func (c *clientConn) clientAuthenticated() bool {
+	if c == nil {
+		return false
+	}
+	c.pins.mu.Lock()
+	defer c.pins.mu.Unlock()
+	return c.pins.client
 }
 
 // take returns the pinned connection, or nil; a connection the parent
@@ -173,6 +194,9 @@ func (p *pinState) takeDeferred() *exchange {
 // keeping the token.
 func (s *Server) inspectAuth(ex *exchange, value string) {
 	ex.auth.creds = true
+	if ex.cc != nil {
+		ex.cc.pins.markClient()
+	}
 	c := proxyauth.Inspect(value)
 	ex.auth.scheme = c.Scheme
 	ex.auth.ntlm = c.NTLM
@@ -465,7 +489,7 @@ func (s *Server) tapConnect(ctx context.Context, ex *exchange, target string) (*
 		return s.dial.connectViaParent(ctx, ex, target)
 	}
 	ex.auth.mode, ex.auth.scheme = ParentAuthTap, s.tapAuth.c.Scheme()
-	hs, err := s.tapAuth.c.Start()
+	hs, err := s.tapAuth.start()
 	if err != nil {
 		return nil, nil, newFailure(rules.ParentAuthRequired, err)
 	}
@@ -504,7 +528,8 @@ func (s *Server) tapConnect(ctx context.Context, ex *exchange, target string) (*
 // NCSI probe only when configured for that separately, because a probe
 // that passes only with the tap's credentials hides the article's cause §2.
 func (s *Server) tapForClient(ex *exchange) bool {
-	return s.tapAuth != nil && s.opts.ParentAuthClients && (!ex.probe || s.opts.ParentAuthNCSI)
+	return s.tapAuth != nil && s.opts.ParentAuthClients && (!ex.probe || s.opts.ParentAuthNCSI) &&
+		!ex.cc.clientAuthenticated()
 }
 
 // parentSPNOf is the service name a client's Kerberos ticket must carry for

@@ -33,10 +33,18 @@ var ErrBodyTooLarge = errors.New("upstream: request body too large to replay thr
 // other than 407, hs gives up, or the legs run out. The last answer is
 // returned; a 407 then means the parent refused the tap's credentials.
 func (c *Conn) ConnectAuth(target string, h http.Header, hs Stepper, deadline time.Time) (*http.Response, error) {
-	var challenges []string
+	var (
+		challenges []string
+		last       *http.Response
+	)
 	for leg := 0; ; leg++ {
 		v, err := hs.Step(challenges)
 		if err != nil {
+			// After a 407, the handshake giving up (the parent refused
+			// the last leg) is the parent's answer, not an error of ours.
+			if last != nil {
+				return last, nil
+			}
 			return nil, err
 		}
 		h.Set("Proxy-Authorization", v)
@@ -45,7 +53,7 @@ func (c *Conn) ConnectAuth(target string, h http.Header, hs Stepper, deadline ti
 		if err != nil || resp.StatusCode != http.StatusProxyAuthRequired || leg+1 >= maxLegs || !c.usable {
 			return resp, err
 		}
-		challenges = resp.Header.Values("Proxy-Authenticate")
+		last, challenges = resp, resp.Header.Values("Proxy-Authenticate")
 	}
 }
 
@@ -63,13 +71,22 @@ func (c *Conn) RoundTripAuth(r *http.Request, hs Stepper, expectWait time.Durati
 		}
 		body = b
 	}
-	var challenges []string
+	var (
+		challenges []string
+		last       *http.Response
+	)
 	for leg := 0; ; leg++ {
 		v, err := hs.Step(challenges)
 		if err != nil {
+			if last != nil {
+				return last, nil
+			}
 			return nil, err
 		}
 		r2 := *r
+		// Every leg must find the connection open: the tap closes it
+		// itself once the exchange is done, whatever the client asked.
+		r2.Close = false
 		r2.Header = r.Header.Clone()
 		r2.Header.Set("Proxy-Authorization", v)
 		if body != nil {
@@ -81,6 +98,6 @@ func (c *Conn) RoundTripAuth(r *http.Request, hs Stepper, expectWait time.Durati
 		if err != nil || resp.StatusCode != http.StatusProxyAuthRequired || leg+1 >= maxLegs || !c.usable {
 			return resp, err
 		}
-		challenges = resp.Header.Values("Proxy-Authenticate")
+		last, challenges = resp, resp.Header.Values("Proxy-Authenticate")
 	}
 }
