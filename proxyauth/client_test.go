@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/m365tap/m365tap/internal/testsquid"
@@ -137,6 +138,27 @@ func TestClientsAgainstSquid(t *testing.T) {
 			t.Errorf("Start: %v; want an error naming the SPN", err)
 		}
 	})
+	t.Run("concurrent starts", func(t *testing.T) {
+		// One Client serves every parent connection at once: Start runs
+		// concurrently (go test -race), and each handshake Squid accepts.
+		c := negotiate(NegotiateOptions{SPN: spn, Keytab: tapKeytab})
+		hs := make([]Handshake, 8)
+		errs := make([]error, len(hs))
+		var wg sync.WaitGroup
+		for i := range hs {
+			wg.Go(func() { hs[i], errs[i] = c.Start() })
+		}
+		wg.Wait()
+		for i, h := range hs {
+			if errs[i] != nil {
+				t.Fatalf("Start %d: %v", i, errs[i])
+			}
+			status, _, err := handshake(t, squid[testsquid.AuthNegotiate].Addr, origin.URL+"/concurrent", started{c, h})
+			if status != 200 {
+				t.Errorf("handshake %d: %d, %v", i, status, err)
+			}
+		}
+	})
 	t.Run("each connection a fresh authenticator", func(t *testing.T) {
 		// Squid's replay cache refuses a reused AP-REQ; three connections
 		// in a row from one Client must all pass.
@@ -148,6 +170,14 @@ func TestClientsAgainstSquid(t *testing.T) {
 		}
 	})
 }
+
+// started is a Client whose next Start returns a handshake already begun.
+type started struct {
+	Client
+	h Handshake
+}
+
+func (s started) Start() (Handshake, error) { return s.h, nil }
 
 func TestNewNegotiateErrors(t *testing.T) {
 	dir := t.TempDir()
