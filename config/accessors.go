@@ -82,7 +82,9 @@ func (c *Config) AllowInterfaces() bool {
 
 // isInterfaces reports whether an access.allow entry is the keyword
 // "interfaces" (any case).
-func isInterfaces(s string) bool { return strings.EqualFold(strings.TrimSpace(s), AllowInterfacesEntry) }
+func isInterfaces(s string) bool {
+	return strings.EqualFold(strings.TrimSpace(s), AllowInterfacesEntry)
+}
 
 // AllowInterfacesEntry is the access.allow entry that stands for the
 // networks of the machine's own interfaces.

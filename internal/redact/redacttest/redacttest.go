@@ -42,4 +42,3 @@ func Spellings(key string) []string {
 	}
 	return s
 }
-
