@@ -81,8 +81,8 @@ func newRoot() *cobra.Command {
 	root.Args = cobra.NoArgs
 	root.AddCommand(run, newVersionCmd(), NewConfigCommand(load), NewRulesCommand(rulesEnv(load)))
 	root.AddCommand(NewProbeCommand(load), NewReportCommand(load), NewTailCommand(load), NewHashCommand())
-	root.AddCommand(NewSysproxyCommand(load))
 	root.AddCommand(NewPACCommand(load))
+	root.AddCommand(NewSysproxyCommand(load), NewNCSICommand(load))
 	return root
 }
 

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/m365tap/m365tap/internal/winetest"
 )
 
 // fakeUser is a WinINET with a LAN and VPN connections; raw holds each
@@ -116,7 +118,7 @@ func newSystem(t *testing.T, elevated bool) (*System, *fakeUser, *fakeMachine, *
 	u := newFakeUser()
 	m := &fakeMachine{s: MachineSettings{AccessType: AccessNoProxy}, raw: RegValue{Name: "WinHttpSettings", Absent: true}, elevated: elevated}
 	e := &fakeExempt{exempt: map[string]bool{}, elevated: elevated}
-	return &System{User: u, Machine: m, Exempt: e, Backup: filepath.Join(t.TempDir(), "m365tap", "backup.json"),
+	return &System{User: u, Machine: m, Exempt: e, Backup: filepath.Join(winetest.TempDir(t), "m365tap", "backup.json"),
 		Now: func() time.Time { return time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC) }}, u, m, e
 }
 

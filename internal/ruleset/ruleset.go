@@ -57,6 +57,7 @@ func Load(cfg *config.Config) (*rules.Set, *rules.Catalogue, error) {
 		}
 		specs = append(specs, fs...)
 	}
+	specs = append(specs, pcProbes()...)
 	set, err := rules.Compile(cat, specs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rules: %w", err)
