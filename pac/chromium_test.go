@@ -60,7 +60,9 @@ func TestChromiumTakesTheEnginesRoute(t *testing.T) {
 	for _, u := range urls {
 		fmt.Fprintf(&page, `<img src="%s">`, html.EscapeString(u))
 	}
+	parentA.mu.Lock()
 	parentA.page = page.String()
+	parentA.mu.Unlock()
 
 	s, err := Compile("chromium.pac", []byte(pacSrc))
 	if err != nil {
@@ -161,8 +163,11 @@ func newRecorder(name string) *recorder {
 		case req.Method == http.MethodConnect:
 			http.Error(w, "no tunnels here", http.StatusForbidden)
 		case host == "start.test":
+			r.mu.Lock()
+			page := r.page
+			r.mu.Unlock()
 			w.Header().Set("Content-Type", "text/html")
-			_, _ = w.Write([]byte(r.page))
+			_, _ = w.Write([]byte(page))
 		default:
 			w.Header().Set("Content-Type", "image/gif")
 			_, _ = w.Write([]byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;"))

@@ -13,8 +13,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dlclark/regexp2"
 	"github.com/dop251/goja"
 )
+
+// RegexpTimeout bounds one regular-expression match of a script. goja runs
+// patterns that Go's regexp cannot (backreferences, lookaround) on
+// regexp2, inside one native call that an interrupt cannot stop, and a
+// hostile pattern backtracks for hours. regexp2 reads its default when a
+// pattern is compiled, so it is set once for the process; goja then treats
+// a timed-out match as no match, and the evaluation's own time limit takes
+// over at the next instruction. Only goja uses regexp2 in m365tap.
+const RegexpTimeout = time.Second
+
+func init() {
+	if regexp2.DefaultMatchTimeout > RegexpTimeout {
+		regexp2.DefaultMatchTimeout = RegexpTimeout
+	}
+}
 
 // Resolver is the DNS the helpers ask: the tap's own (hosts overrides and
 // dns.servers), so a PAC sees the names the tap dials. *net.Resolver

@@ -109,6 +109,23 @@ func TestTimeLimitBoundsEvaluation(t *testing.T) {
 	}
 }
 
+// TestRegexpBacktracking: a pattern that backtracks without end (regexp2
+// runs it, in one native call an interrupt cannot stop) ends the
+// evaluation as a timeout, not never.
+func TestRegexpBacktracking(t *testing.T) {
+	e := mustEngine(t, `function FindProxyForURL(u, h) {
+		if (/(x+x+)+y(?=\1)/.test("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")) return "PROXY p:1";
+		return "DIRECT"; }`, Options{EvalTimeout: 200 * time.Millisecond})
+	start := time.Now()
+	_, err := e.FindProxy(context.Background(), Target{Scheme: "https", Host: "a"})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("error %v, want ErrTimeout", err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("took %s", el)
+	}
+}
+
 // TestDNSDeadline: a resolver that never answers (and ignores its
 // context) costs the call timeout, after which the helper sees an
 // unresolvable name, and the evaluation still ends well inside its limit.
