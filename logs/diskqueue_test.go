@@ -3,10 +3,13 @@ package logs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -240,4 +243,73 @@ func TestDiskQueueFullCounted(t *testing.T) {
 	if got := droppedIn(t, jsonLines(t, e.stdout.String())); got["disk_queue_full"] != extra {
 		t.Errorf("events_dropped on the local output: %v", got)
 	}
+}
+
+// TestDiskQueueSurvivesTapKill: a tap process logs events to a sink whose
+// receiver is away, with a disk queue, and is killed (SIGKILL) without a
+// chance to drain or close. A new tap on the same directory sends every
+// event the first one had logged more than diskWriteEvery before the
+// kill. The first tap is this test binary run again as a helper process.
+func TestDiskQueueSurvivesTapKill(t *testing.T) {
+	if dir := os.Getenv("M365TAP_DISKQUEUE_HELPER"); dir != "" {
+		diskQueueHelper(dir, os.Getenv("M365TAP_DISKQUEUE_ADDR"))
+		return
+	}
+	rcv := newReceiver(t, nil)
+	addr := rcv.addr
+	rcv.stop()
+	dir := filepath.Join(t.TempDir(), "q")
+	// Fewer than 16 KiB of events: only the sender's timed write puts
+	// them in the files (bulk writes are the other tests' part).
+	const logged = 30
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskQueueSurvivesTapKill$")
+	cmd.Env = append(os.Environ(), "M365TAP_DISKQUEUE_HELPER="+dir, "M365TAP_DISKQUEUE_ADDR="+addr)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The helper prints "logged" once its events are logged and two
+	// write periods have passed; it is killed then.
+	line := make([]byte, 64)
+	n, _ := io.ReadAtLeast(out, line, len("logged"))
+	if !strings.Contains(string(line[:n]), "logged") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper said %q", line[:n])
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+
+	rcv.start()
+	sk := config.Sink{Type: "syslog", Network: "tcp", Address: rcv.addr, DiskQueue: dir}
+	e := newSyslogLogs(t, sk, 10*time.Second)
+	waitFor(t, "the killed tap's events", 20*time.Second, func() bool {
+		ids, _ := payloadIDs(t, rcv.messages())
+		return len(ids) >= logged
+	})
+	if err := e.lg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := payloadIDs(t, rcv.messages())
+	slices.Sort(ids)
+	if !equalInts(ids, span(1, logged)) {
+		t.Errorf("received %d events; want 1..%d once each", len(ids), logged)
+	}
+}
+
+// diskQueueHelper is the tap that gets killed.
+func diskQueueHelper(dir, addr string) {
+	sk := config.Sink{Type: "syslog", Network: "tcp", Address: addr, DiskQueue: dir, QueueSize: 100}
+	lg, err := New(Options{Sinks: []config.Sink{sk}, Meta: testMeta, Stderr: io.Discard, tune: fast})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	logSeq(lg, 1, 30)
+	time.Sleep(300 * time.Millisecond) // three write periods
+	fmt.Println("logged")
+	time.Sleep(time.Minute) // killed here
 }
