@@ -46,6 +46,7 @@ type arEnv struct {
 	squid   *testsquid.Squid
 	plain   *httptest.Server // http origin
 	secure  *httptest.Server // https origin, reached by CONNECT
+	handler http.Handler     // the origins' handler, for an origin of a case's own
 	probe   *httptest.Server // the NCSI probe host on port 80
 	probeIP netip.Addr
 	// Kerberos credential caches: alice's, and mallory's (whose account
@@ -72,6 +73,7 @@ func newAREnv(t *testing.T) *arEnv {
 		_, _ = io.Copy(io.Discard, r.Body)
 		io.WriteString(w, "hello from "+r.URL.Path)
 	})
+	e.handler = h
 	e.plain = httptest.NewServer(h)
 	t.Cleanup(e.plain.Close)
 	e.secure = httptest.NewTLSServer(h)
@@ -125,9 +127,13 @@ func (e *arEnv) plainURLs(tag string, n int) []string {
 }
 
 func (e *arEnv) secureURLs(tag string, n int) []string {
+	return secureURLsOf(e.secure, tag, n)
+}
+
+func secureURLsOf(srv *httptest.Server, tag string, n int) []string {
 	u := make([]string, n)
 	for i := range u {
-		u[i] = fmt.Sprintf("%s/%s/%d", e.secure.URL, tag, i)
+		u[i] = fmt.Sprintf("%s/%s/%d", srv.URL, tag, i)
 	}
 	return u
 }
@@ -142,15 +148,23 @@ type arClient func(t *testing.T, addr string) []int
 // tap's harness, for the events.
 func (e *arEnv) sameThroughTap(t *testing.T, c arClient, mod func(*proxy.Options)) (*harness, []int) {
 	t.Helper()
+	return e.sameThroughTapMatching(t, c, mod, nil)
+}
+
+// sameThroughTapMatching is sameThroughTap comparing only the Squid
+// entries keep accepts (nil: all), for cases that run in parallel and tell
+// their requests apart by URL.
+func (e *arEnv) sameThroughTapMatching(t *testing.T, c arClient, mod func(*proxy.Options), keep func(testsquid.Entry) bool) (*harness, []int) {
+	t.Helper()
 	mark := e.squid.Mark(t)
 	direct := c(t, e.squid.Addr)
-	directLog := e.squid.Settle(t, mark)
+	directLog := e.squid.SettleMatching(t, mark, keep)
 
 	h := e.tap(t, mod)
 	mark = e.squid.Mark(t)
 	through := c(t, h.addr)
-	throughLog := e.squid.Since(t, mark, len(directLog), 5*time.Second)
-	throughLog = append(throughLog, e.squid.Settle(t, mark+len(throughLog))...)
+	e.squid.SinceMatching(t, mark, len(directLog), 5*time.Second, keep)
+	throughLog := e.squid.SettleMatching(t, mark, keep)
 
 	if !equalSlices(direct, through) {
 		t.Errorf("final statuses: straight to Squid %v, through the tap %v", direct, through)

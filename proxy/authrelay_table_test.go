@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -53,18 +54,31 @@ func testRelayTable(t *testing.T, e *arEnv) {
 			return goConnClient(cr, strings.HasPrefix(urls[0], "https:"), urls)
 		}})
 	}
+	// The cases run in parallel: each tells its entries in Squid's shared
+	// log apart by its own URL path, and its CONNECTs by an https origin
+	// of its own (Squid logs a CONNECT as host:port only).
 	for _, r := range rows {
 		for _, connect := range []bool{false, true} {
 			mode := "GET"
 			if connect {
 				mode = "CONNECT"
 			}
-			t.Run(r.name+" "+mode, func(t *testing.T) {
-				urls := e.plainURLs("table", n)
+			name := r.name + " " + mode
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				tag := strings.ReplaceAll(name, " ", "-")
+				urls := e.plainURLs(tag, n)
+				var mod func(*proxy.Options)
+				keep := func(en testsquid.Entry) bool { return strings.Contains(en.URL, "/"+tag+"/") }
 				if connect {
-					urls = e.secureURLs("table", n)
+					origin := httptest.NewTLSServer(e.handler)
+					t.Cleanup(origin.Close)
+					hostport := origin.Listener.Addr().String()
+					urls = secureURLsOf(origin, tag, n)
+					mod = func(o *proxy.Options) { o.AllowPorts = append(o.AllowPorts, mustPort(hostport)) }
+					keep = func(en testsquid.Entry) bool { return en.URL == hostport }
 				}
-				h, codes := e.sameThroughTap(t, r.client(urls), nil)
+				h, codes := e.sameThroughTapMatching(t, r.client(urls), mod, keep)
 				evs := checkRelayEvents(t, h, r.scheme, connect, codes)
 				if len(evs) == 0 || codes[0] != 200 || r.scheme == "" {
 					return

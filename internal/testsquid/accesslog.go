@@ -38,6 +38,7 @@ func (e Entry) String() string {
 }
 
 // Entries returns every request Squid has logged so far, in order.
+// Connections closed without a request are left out.
 func (s *Squid) Entries(t testing.TB) []Entry {
 	t.Helper()
 	b, err := os.ReadFile(s.log)
@@ -52,6 +53,13 @@ func (s *Squid) Entries(t testing.TB) []Entry {
 		e, err := parseEntry(strings.TrimSuffix(line, "\n"))
 		if err != nil {
 			t.Fatalf("testsquid: access log: %v", err)
+		}
+		// Squid logs a connection closed before it sent a request
+		// ("error:transaction-end-before-headers"): the readiness check's,
+		// or a spare connection a client's pool dialed and never used.
+		// Neither is a request.
+		if e.Method == "-" && strings.HasPrefix(e.URL, "error:transaction-end-before-headers") {
+			continue
 		}
 		out = append(out, e)
 	}
@@ -90,18 +98,40 @@ func (s *Squid) Mark(t testing.TB) int {
 // failing, so a test can show what was logged instead of a bare timeout.
 func (s *Squid) Since(t testing.TB, mark, n int, timeout time.Duration) []Entry {
 	t.Helper()
+	return s.SinceMatching(t, mark, n, timeout, nil)
+}
+
+// SinceMatching is Since counting only the entries keep accepts (nil: all),
+// for tests that share one Squid concurrently and tell their requests apart
+// by URL.
+func (s *Squid) SinceMatching(t testing.TB, mark, n int, timeout time.Duration, keep func(Entry) bool) []Entry {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		all := s.Entries(t)
-		if len(all)-mark >= n {
+		got := matching(s.Entries(t), mark, keep)
+		if len(got) >= n {
 			time.Sleep(50 * time.Millisecond)
-			return s.Entries(t)[mark:]
+			return matching(s.Entries(t), mark, keep)
 		}
 		if time.Now().After(deadline) {
-			return all[min(mark, len(all)):]
+			return got
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func matching(all []Entry, mark int, keep func(Entry) bool) []Entry {
+	all = all[min(mark, len(all)):]
+	if keep == nil {
+		return all
+	}
+	var out []Entry
+	for _, e := range all {
+		if keep(e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // WaitEntries waits until at least n entries follow mark and returns them;
@@ -115,22 +145,30 @@ func (s *Squid) WaitEntries(t testing.TB, mark, n int) []Entry {
 	return e
 }
 
-// Settle waits until the log has not grown for 300 ms (at most 10 s) and
+// Settle waits until the log has not grown for 200 ms (at most 10 s) and
 // returns the entries after mark: for a test that cannot know how many
 // requests a client made (the legs of a handshake, a tunnel logged when
 // it closes).
 func (s *Squid) Settle(t testing.TB, mark int) []Entry {
 	t.Helper()
+	return s.SettleMatching(t, mark, nil)
+}
+
+// SettleMatching is Settle watching only the entries keep accepts (nil:
+// all), so that other tests' requests to the same Squid do not keep it
+// waiting.
+func (s *Squid) SettleMatching(t testing.TB, mark int, keep func(Entry) bool) []Entry {
+	t.Helper()
 	const quiet = 200 * time.Millisecond
 	deadline := time.Now().Add(10 * time.Second)
 	n, since := -1, time.Now()
 	for {
-		all := s.Entries(t)
-		if len(all) != n {
-			n, since = len(all), time.Now()
+		got := matching(s.Entries(t), mark, keep)
+		if len(got) != n {
+			n, since = len(got), time.Now()
 		}
 		if time.Since(since) >= quiet || time.Now().After(deadline) {
-			return all[min(mark, len(all)):]
+			return got
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
