@@ -50,7 +50,7 @@ func needPacparser(t *testing.T) {
 	t.Helper()
 	missing := ""
 	if _, err := os.Stat(pacparserPython); err != nil {
-		missing = pacparserPython + " is not installed"
+		missing = "python3 is not installed"
 	} else if err := exec.Command(pacparserPython, "-c", "import pacparser").Run(); err != nil {
 		missing = "the python3-pacparser module is not installed"
 	} else if _, err := exec.LookPath("unshare"); err != nil {

@@ -39,7 +39,7 @@ func squidHelper(t testing.TB, name string) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("testsquid: %s is missing; .ci/run installs the Debian package squid", p)
 		}
-		t.Skipf("testsquid: %s is not installed (apt-get install squid)", p)
+		t.Skipf("testsquid: Squid's helper %s is not installed (apt-get install squid)", name)
 	}
 	return p
 }

@@ -34,7 +34,9 @@ func Open(t testing.TB) *Prefix {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("wine prefix %s not ready (%v): .ci/run installs wine and runs .ci/wine/setup", dir, err)
 		}
-		t.Skipf("wine prefix %s not ready (%v): run .ci/wine/setup", dir, err)
+		// The prefix lives outside the repository: the skip says what is
+		// missing, not where.
+		t.Skip("wine or its prefix (M365TAP_WINEPREFIX) is not ready: run .ci/wine/setup")
 	}
 	pr := &Prefix{Dir: dir, wine: wine}
 	// Keep wine's server up between the test's wine commands (each start
