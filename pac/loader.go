@@ -26,7 +26,10 @@ type LoadError struct {
 	Err      error
 }
 
-func (e *LoadError) Error() string { return "pac: " + e.Location + ": " + e.Err.Error() }
+func (e *LoadError) Error() string {
+	// An error of New already says "pac:"; once is enough.
+	return "pac: " + e.Location + ": " + strings.TrimPrefix(e.Err.Error(), "pac: ")
+}
 func (e *LoadError) Unwrap() error { return e.Err }
 
 // Loader reads a PAC from a file path or an http(s) URL, and reads it again
