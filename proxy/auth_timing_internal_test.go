@@ -19,7 +19,7 @@ import (
 // password, under mixes of hash kinds and costs in access.users. The
 // samples of the names are taken in turn, so that the load of the machine
 // weighs on each alike. The figures are reported, not asserted
-// (bench/RESULTS.md):
+// (bench/HARDENING2.md):
 //
 //	go test -run '^$' -bench BenchmarkAuthRejection -benchtime 1x ./proxy/
 func BenchmarkAuthRejection(b *testing.B) {
