@@ -404,7 +404,7 @@ func TestBadFixtures(t *testing.T) {
 		{"access_users_bcrypt_cost", `config: access.users[0] = "engineer:xxxxx": want bcrypt cost 4..17, or argon2 m at most 1048576 (KiB, 1 GiB), t 1..10 and p 1..255: every login computes the hash`},
 		{"access_max_conns", `config: access.max_conns = "0": want a whole number of connections, 1 or more`},
 		{"access_max_conns_per_client", `config: access.max_conns_per_client = "-1": want a whole number of connections, 1 or more`},
-		{"access_redact_query", `config: access.redact_query[0] = "a=b": want a query parameter name`},
+		{"access_redact_query", `config: access.redact_query[0] = "a=b": want a query parameter name (without &, ;, = or spaces)`},
 		{"parent_https", `config: parent.url = "https://ops:xxxxx@proxy.example.com:443": https parents are not supported yet; want http://[user:pass@]host:port`},
 		{"parent_no_port", `config: parent.url = "http://ops:xxxxx@proxy.example.com": want http://[user:pass@]host:port, the port included`},
 		{"parent_scheme", `config: parent.url = "socks5://proxy.example.com:1080": want http://[user:pass@]host:port, the port included`},

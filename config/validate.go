@@ -33,7 +33,7 @@ const (
 	allowArgon2        = "want $argon2id$v=19$m=KIB,t=N,p=N$SALT$HASH (or $argon2i$) with a salt of 8 bytes or more and a hash of 4 or more, in unpadded standard base64, as argon2 -e writes it"
 	allowHashCost      = "want bcrypt cost 4..17, or argon2 m at most 1048576 (KiB, 1 GiB), t 1..10 and p 1..255: every login computes the hash"
 	allowConns         = "want a whole number of connections, 1 or more"
-	allowQueryKey      = "want a query parameter name"
+	allowQueryKey      = "want a query parameter name (without &, ;, = or spaces)"
 	allowFile          = "want a file path"
 	allowRuleID        = "want a non-empty rule id"
 	allowRuleURLs      = "want at least one URL or host pattern"
@@ -178,7 +178,7 @@ func (c *Config) Validate() error {
 		add("access.max_conns_per_client", strconv.Itoa(c.Access.MaxConnsPerClient), allowConns)
 	}
 	for i, k := range c.Access.RedactQuery {
-		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "&= ") {
+		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, "&;= ") {
 			add(index("access.redact_query", i), k, allowQueryKey)
 		}
 	}
