@@ -33,6 +33,14 @@ func testRelayIdentity(t *testing.T, e *arEnv) {
 		{"tap with credentials in parent URL", func(o *proxy.Options) {
 			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
 		}, ""},
+		// With parent.auth.clients the anonymous client is served as the
+		// tap's user, and only it: a request on a connection the client
+		// authenticated itself (NTLM, no header on later requests) stays
+		// the client's.
+		{"tap credentials for clients", func(o *proxy.Options) {
+			o.Parent.User = url.UserPassword("mallory", arMallory.Password)
+			o.ParentAuthClients = true
+		}, "mallory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { relayIdentity(t, e, tc.mod, tc.anon) })
 	}
