@@ -383,14 +383,24 @@ func (e *Engine) lookup(ctx context.Context, network, host string) []netip.Addr 
 	case r := <-done:
 		out := r.addrs[:0:0]
 		for _, a := range r.addrs {
-			a = a.Unmap()
-			if network == "ip4" && !a.Is4() || network == "ip6" && !a.Is6() {
-				continue
+			if a = a.Unmap(); inFamily(network, a) {
+				out = append(out, a)
 			}
-			out = append(out, a)
 		}
 		return out
 	case <-ctx.Done():
 		return nil
 	}
+}
+
+// inFamily reports whether a belongs to network: "ip4", "ip6", or "ip"
+// for both.
+func inFamily(network string, a netip.Addr) bool {
+	switch network {
+	case "ip4":
+		return a.Is4()
+	case "ip6":
+		return a.Is6()
+	}
+	return true
 }

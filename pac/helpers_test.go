@@ -27,10 +27,9 @@ func (f *fakeDNS) LookupNetIP(ctx context.Context, network, host string) ([]neti
 	var out []netip.Addr
 	for _, s := range f.names[strings.ToLower(host)] {
 		a := netip.MustParseAddr(s)
-		if network == "ip4" && !a.Is4() || network == "ip6" && !a.Is6() {
-			continue
+		if inFamily(network, a) {
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no such host")

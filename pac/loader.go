@@ -165,28 +165,3 @@ func readCapped(r io.Reader) ([]byte, bool, error) {
 	}
 	return src, false, nil
 }
-
-// Refresh calls Load every interval until ctx ends, passing each new
-// script to changed and each error to failed (either may be nil). A
-// failed refresh leaves the last good script in use: the caller decides
-// whether to fall back.
-func (l *Loader) Refresh(ctx context.Context, every time.Duration, changed func(*Script), failed func(error)) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s, err := l.Load(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			if failed != nil {
-				failed(err)
-			}
-		case s != nil && changed != nil:
-			changed(s)
-		}
-	}
-}

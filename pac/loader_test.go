@@ -116,38 +116,44 @@ func TestLoaderErrors(t *testing.T) {
 	}
 }
 
-func TestLoaderFileAndRefresh(t *testing.T) {
+// TestLiveFile: a PAC file that is edited is reloaded; a broken edit is
+// reported and the last good script stays in use.
+func TestLiveFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "proxy.pac")
 	if err := os.WriteFile(p, []byte(directPAC), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := NewLoader(p, nil)
+	l, err := NewLive(p, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := l.Load(context.Background()); err != nil || s == nil {
-		t.Fatalf("load: %v %v", s, err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	changed := make(chan *Script, 4)
-	failed := make(chan error, 4)
-	go l.Refresh(ctx, 20*time.Millisecond, func(s *Script) { changed <- s }, func(err error) { failed <- err })
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan *Engine, 4)
+	failed := make(chan error, 64)
+	go l.Run(ctx, 20*time.Millisecond, func(e *Engine) { changed <- e }, func(err error) {
+		select {
+		case failed <- err:
+		default: // the test reads the first few; later ones may go
+		}
+	})
 	if err := os.WriteFile(p, []byte("function FindProxyForURL(u, h) {"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-failed; !errors.Is(err, ErrCompile) {
 		t.Fatalf("refresh error %v, want ErrCompile", err)
 	}
+	if d, err := l.FindProxy(ctx, Target{Scheme: "https", Host: "a"}); err != nil || d.Answer != "DIRECT" {
+		t.Errorf("after a broken edit: %q %v, want the last good PAC", d.Answer, err)
+	}
 	if err := os.WriteFile(p, []byte(`function FindProxyForURL(u, h) { return "PROXY p:1"; }`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case s := <-changed:
-		e, err := New(s, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
+	case e := <-changed:
 		if d, err := e.FindProxy(ctx, Target{Scheme: "https", Host: "a"}); err != nil || d.Answer != "PROXY p:1" {
 			t.Errorf("refreshed script answers %q %v", d.Answer, err)
 		}

@@ -94,10 +94,9 @@ func loadHosts(t *testing.T, path string) hostsResolver {
 func (h hostsResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for _, a := range h[strings.ToLower(host)] {
-		if network == "ip4" && !a.Is4() || network == "ip6" && !a.Is6() {
-			continue
+		if inFamily(network, a) {
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no such host")

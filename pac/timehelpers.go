@@ -31,15 +31,22 @@ func gmtArgs(c goja.FunctionCall) ([]goja.Value, bool) {
 	return args, false
 }
 
-// weekdayRange(wd1[, wd2][, "GMT"]).
-func (rt *jsrt) weekdayRange(c goja.FunctionCall) goja.Value {
-	if len(c.Arguments) == 0 {
-		return rt.bool(false)
-	}
+// clockArgs are the arguments without a trailing "GMT", and the clock in
+// the PC's zone, or in UTC with "GMT"; false when there are no arguments.
+func (rt *jsrt) clockArgs(c goja.FunctionCall) ([]goja.Value, time.Time, bool) {
 	args, gmt := gmtArgs(c)
 	now := rt.st.now
 	if gmt {
 		now = now.UTC()
+	}
+	return args, now, len(c.Arguments) > 0
+}
+
+// weekdayRange(wd1[, wd2][, "GMT"]).
+func (rt *jsrt) weekdayRange(c goja.FunctionCall) goja.Value {
+	args, now, ok := rt.clockArgs(c)
+	if !ok {
+		return rt.bool(false)
 	}
 	day := int(now.Weekday())
 	day1, ok1 := weekdays[argString(args, 0)]
@@ -74,13 +81,9 @@ func argNumber(args []goja.Value, i int) float64 {
 // timeRange(hour) | (h1, h2) | (h1, m1, h2, m2) | (h1, m1, s1, h2, m2, s2),
 // each optionally followed by "GMT". Other counts throw, as in browsers.
 func (rt *jsrt) timeRange(c goja.FunctionCall) goja.Value {
-	if len(c.Arguments) == 0 {
+	args, now, ok := rt.clockArgs(c)
+	if !ok {
 		return rt.bool(false)
-	}
-	args, gmt := gmtArgs(c)
-	now := rt.st.now
-	if gmt {
-		now = now.UTC()
 	}
 	hour := float64(now.Hour())
 	minute := float64(now.Hour()*60 + now.Minute())
