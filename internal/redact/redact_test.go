@@ -136,12 +136,16 @@ func checkAgainstParseQuery(t *testing.T, r *Redactor, q string) {
 		return
 	}
 	got := r.Query(q)
-	for k, vs := range parsed {
+	logged, err := url.ParseQuery(got)
+	if err != nil {
+		t.Fatalf("Query(%q) = %q, which does not parse: %v", q, got, err)
+	}
+	for k := range parsed {
 		if !r.Sensitive(url.QueryEscape(k)) {
 			continue
 		}
-		for _, v := range vs {
-			if len(v) > 2 && strings.Contains(got, v) {
+		for _, v := range logged[k] {
+			if v != Placeholder && v != "" { // a key without a value carries nothing
 				t.Errorf("Query(%q) = %q keeps %q=%q", q, got, k, v)
 			}
 		}
