@@ -327,11 +327,20 @@ func pacFindings(rows []pacRow, expressRoute bool, p *messages.Printer) []pacFin
 			erProxy[r.RuleID] = true
 		}
 	}
+	// One finding per proxy the probes go to, naming its probe URLs.
+	var proxies []string
+	probes := map[string][]string{}
 	for _, r := range rows {
 		if r.What == "ncsi" && r.Route == pacRouteProxy && directRequired > 0 {
-			out = append(out, pacFinding{ID: "ncsi-proxy-office-direct", Cause: "ncsi-no-internet",
-				Text: p.T("pac.finding.ncsi_proxy", messages.Args{"URL": r.URL, "Proxy": r.Proxy, "Direct": directRequired})})
+			if probes[r.Proxy] == nil {
+				proxies = append(proxies, r.Proxy)
+			}
+			probes[r.Proxy] = append(probes[r.Proxy], r.URL)
 		}
+	}
+	for _, proxy := range proxies {
+		out = append(out, pacFinding{ID: "ncsi-proxy-office-direct", Cause: "ncsi-no-internet",
+			Text: p.N("pac.finding.ncsi_proxy", len(probes[proxy]), messages.Args{"URLs": p.List(probes[proxy], 4), "Proxy": proxy, "Direct": directRequired})})
 	}
 	if len(erProxy) > 0 {
 		ids := make([]string, 0, len(erProxy))

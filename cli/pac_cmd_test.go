@@ -140,8 +140,8 @@ func TestPACTestTextInBothLanguages(t *testing.T) {
 		lang string
 		want []string
 	}{
-		{"en", []string{"WAY OUT", "direct", "proxy auth-proxy.corp.example:3128", "Findings:", "ncsi-no-internet: The NCSI probe", "evaluation failed"}},
-		{"ja", []string{"経路", "直接", "プロキシ auth-proxy.corp.example:3128", "検出事項:", "ncsi-no-internet: NCSI のプローブ", "評価に失敗", "件の URL を評価し"}},
+		{"en", []string{"WAY OUT", "direct", "proxy auth-proxy.corp.example:3128", "Findings:", "ncsi-no-internet: 2 NCSI probes", "evaluation failed"}},
+		{"ja", []string{"経路", "直接", "プロキシ auth-proxy.corp.example:3128", "検出事項:", "ncsi-no-internet: NCSI のプローブ 2 件", "評価に失敗", "件の URL を評価し"}},
 	} {
 		file := pacCmdConfig(t, "", "log:\n  language: "+tc.lang+"\n")
 		out, err := runPACCmd(t, file, "test", "--required", "broken.example")
