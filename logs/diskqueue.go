@@ -21,7 +21,8 @@ import (
 // Every record of the sink goes through the disk: the logging call appends
 // it to a buffer in memory (no I/O on the proxy's path unless the sender
 // has fallen 64 KiB behind), the sender writes that buffer to the current
-// segment file, reads the records back into the memory queue in order,
+// segment file (when it needs records to send, or once 16 KiB gather or
+// 100 ms pass), reads the records back into the memory queue in order,
 // sends them, and moves a cursor past them once the receiver has
 // acknowledged them. Segment files wholly behind the cursor are deleted.
 // After a restart the sender starts at the cursor: records sent and not yet
@@ -33,8 +34,9 @@ import (
 // is its length (4 bytes, little-endian), the CRC-32C of its bytes, and the
 // syslog message itself.
 //
-// The files are not synced: a tap that crashes leaves them in the page
-// cache and loses nothing; a power failure can lose the last writes.
+// The files are not synced: a tap that crashes loses only what was still
+// in the buffer (at most 100 ms of events); what is written stays in the
+// page cache. A power failure can lose the last writes.
 
 const (
 	diskRecordHeader = 8
