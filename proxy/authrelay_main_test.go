@@ -58,6 +58,7 @@ type arEnv struct {
 func TestAuthRelay(t *testing.T) {
 	e := newAREnv(t)
 	t.Run("table", func(t *testing.T) { testRelayTable(t, e) })
+	t.Run("digest", func(t *testing.T) { testRelayDigest(t, e) })
 	t.Run("407 as sent", func(t *testing.T) { testRelay407AsSent(t, e) })
 	t.Run("log users", func(t *testing.T) { testRelayLogUsers(t, e) })
 	t.Run("kerberos naming", func(t *testing.T) { testRelayKerberosNaming(t, e) })

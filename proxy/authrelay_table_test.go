@@ -86,7 +86,7 @@ func testRelayTable(t *testing.T, e *arEnv) {
 					keep = func(en testsquid.Entry) bool { return en.URL == hostport }
 				}
 				h, codes := e.sameThroughTapMatching(t, r.client(urls), mod, keep)
-				evs := checkRelayEvents(t, h, r.scheme, connect, codes)
+				evs := checkRelayEvents(t, h, r.scheme, arOffered, connect, codes)
 				if len(evs) == 0 || codes[0] != 200 || r.scheme == "" {
 					return
 				}
@@ -105,11 +105,37 @@ func testRelayTable(t *testing.T, e *arEnv) {
 	}
 }
 
+// testRelayDigest: Digest, a scheme the tap gives no special treatment,
+// relayed like the others (its 407 carries the nonce the client answers),
+// against a Squid that offers only Digest.
+func testRelayDigest(t *testing.T, e *arEnv) {
+	d := *e
+	d.squid = testsquid.Start(t, testsquid.Options{Auth: testsquid.AuthDigest, Users: []testsquid.User{arAlice, arBob}})
+	for _, tc := range []struct {
+		name     string
+		password string
+	}{{"right", arAlice.Password}, {"wrong", arBob.Password}} {
+		for _, connect := range []bool{false, true} {
+			name := tc.name + " GET"
+			urls := d.plainURLs("digest-"+tc.name, 3)
+			if connect {
+				name = tc.name + " CONNECT"
+				urls = d.secureURLs("digest-"+tc.name, 3)
+			}
+			t.Run(name, func(t *testing.T) {
+				c := curlClient(nil, false, []string{"--proxy-digest", "-U", "alice:" + tc.password}, urls)
+				h, codes := d.sameThroughTap(t, c, nil)
+				checkRelayEvents(t, h, "digest", "digest", connect, codes)
+			})
+		}
+	}
+}
+
 // checkRelayEvents checks the tap's events for one client run: one event
 // per exchange the client saw end (a 407 leg of a handshake is part of the
 // exchange that follows), every one relayed, and a final 407 logged as
 // parent_auth_required with what the parent offered.
-func checkRelayEvents(t *testing.T, h *harness, scheme string, connect bool, codes []int) []map[string]any {
+func checkRelayEvents(t *testing.T, h *harness, scheme, offered string, connect bool, codes []int) []map[string]any {
 	t.Helper()
 	want := len(codes)
 	if connect && len(codes) > 0 && codes[0] == 200 {
@@ -133,8 +159,8 @@ func checkRelayEvents(t *testing.T, h *harness, scheme string, connect bool, cod
 		switch str(ev, "outcome") {
 		case "ok":
 		case "parent_auth_required":
-			if got := str(ev, "proxy_auth_offered"); got != arOffered {
-				t.Errorf("proxy_auth_offered = %q, want %q: %v", got, arOffered, ev)
+			if got := str(ev, "proxy_auth_offered"); got != offered {
+				t.Errorf("proxy_auth_offered = %q, want %q: %v", got, offered, ev)
 			}
 		default:
 			t.Errorf("outcome %q, want ok or parent_auth_required: %v", str(ev, "outcome"), ev)

@@ -29,6 +29,9 @@ const (
 	// AuthNegotiate: Negotiate (Kerberos only) through
 	// negotiate_kerberos_auth; needs Options.KDC and Options.SPN.
 	AuthNegotiate
+	// AuthDigest: Digest (RFC 7616, MD5) through digest_file_auth; a
+	// scheme the tap knows nothing special about.
+	AuthDigest
 	// AuthAll: Negotiate, NTLM and Basic offered in that order, as a
 	// corporate proxy in a Windows domain does; Negotiate carries Kerberos
 	// or NTLM tokens (negotiate_wrapper_auth). Needs Options.KDC and SPN.
@@ -46,6 +49,8 @@ func (a Auth) String() string {
 		return "ntlm"
 	case AuthNegotiate:
 		return "negotiate"
+	case AuthDigest:
+		return "digest"
 	case AuthAll:
 		return "negotiate-ntlm-basic"
 	default:
@@ -53,7 +58,7 @@ func (a Auth) String() string {
 	}
 }
 
-// User is an account Squid accepts with Basic and NTLM. Kerberos users
+// User is an account Squid accepts with Basic, NTLM and Digest. Kerberos users
 // live in the KDC (KDC.AddUser).
 type User struct{ Name, Password string }
 
@@ -61,7 +66,7 @@ type User struct{ Name, Password string }
 type Options struct {
 	// Auth is the authentication demanded; the zero value is none.
 	Auth Auth
-	// Users are the Basic and NTLM accounts.
+	// Users are the Basic, NTLM and Digest accounts.
 	Users []User
 	// KDC and SPN (such as "HTTP/proxy.corp.test") are the realm and the
 	// service Squid accepts Kerberos tickets for, with AuthNegotiate and
@@ -258,6 +263,10 @@ func (s *Squid) authConfig(t testing.TB, env *[]string) string {
 		param("ntlm", ntlm(), "auth_param ntlm keep_alive on")
 	case AuthNegotiate:
 		param("negotiate", kerberos(), "auth_param negotiate keep_alive on")
+	case AuthDigest:
+		// digest_file_auth reads "user:password" lines in the clear.
+		param("digest", squidHelper(t, "digest_file_auth")+" "+s.usersFile(t),
+			"auth_param digest realm testsquid")
 	case AuthAll:
 		wrapper := squidHelper(t, "negotiate_wrapper_auth") + " --ntlm " + ntlm() + " --kerberos " + kerberos()
 		param("negotiate", wrapper, "auth_param negotiate keep_alive on")

@@ -85,11 +85,11 @@ func TestSquid(t *testing.T) {
 	kdc.AddUser(mallory.Name, mallory.Password)
 	accounts := []testsquid.User{alice, bob, mallory}
 	squids := map[testsquid.Auth]*testsquid.Squid{}
-	for _, mode := range []testsquid.Auth{testsquid.AuthNone, testsquid.AuthBasic, testsquid.AuthNTLM, testsquid.AuthNegotiate, testsquid.AuthAll} {
+	for _, mode := range []testsquid.Auth{testsquid.AuthNone, testsquid.AuthBasic, testsquid.AuthNTLM, testsquid.AuthNegotiate, testsquid.AuthDigest, testsquid.AuthAll} {
 		squids[mode] = testsquid.Start(t, testsquid.Options{Auth: mode, Users: accounts, KDC: kdc, SPN: spn,
 			Deny: []string{"mallory@" + kdc.Realm}})
 	}
-	t.Logf("KDC and 5 Squids ready in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("KDC and 6 Squids ready in %v", time.Since(start).Round(time.Millisecond))
 	aliceCC := kdc.Kinit(alice.Name, alice.Password)
 	malloryCC := kdc.Kinit(mallory.Name, mallory.Password)
 
@@ -147,6 +147,10 @@ func TestSquid(t *testing.T) {
 			named: parentName, urls: plainURLs(1), codes: []int{407}},
 		{name: "kerberos proxy named 127.0.0.1", mode: testsquid.AuthNegotiate, args: []string{"--proxy-negotiate", "-U", ":"}, env: kdc.ClientEnv(aliceCC),
 			urls: plainURLs(1), codes: []int{407}},
+		{name: "digest right", mode: testsquid.AuthDigest, args: []string{"--proxy-digest", "-U", "alice:" + alice.Password},
+			urls: plainURLs(2), codes: repeat(200, 2), users: repeat("alice", 2), entries: 3},
+		{name: "digest wrong", mode: testsquid.AuthDigest, args: []string{"--proxy-digest", "-U", "alice:" + bob.Password},
+			urls: plainURLs(1), codes: []int{407}, entries: 2},
 		{name: "all kerberos", mode: testsquid.AuthAll, args: []string{"--proxy-negotiate", "-U", ":"}, env: kdc.ClientEnv(aliceCC),
 			named: parentName, urls: plainURLs(2), codes: repeat(200, 2), users: repeat("alice@"+kdc.Realm, 2)},
 		{name: "all ntlm", mode: testsquid.AuthAll, args: []string{"--proxy-ntlm", "-U", "alice:" + alice.Password},
