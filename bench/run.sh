@@ -82,6 +82,14 @@ if [ "$mode" = full ]; then
       echo '```'
       go run ./bench/siemoutage -m365tap "$bin/m365tap" -phase 4s 2>&1 || true
       echo '```'
+      if ls /usr/lib/*/rsyslog/imrelp.so >/dev/null 2>&1; then
+        echo
+        echo "## Receiver crash: events lost over TCP and RELP (bench/siemoutage -crash -phase 8s -queue 50000)"
+        echo
+        echo '```'
+        go run ./bench/siemoutage -m365tap "$bin/m365tap" -crash -phase 8s -queue 50000 2>&1 || true
+        echo '```'
+      fi
     } | tee -a "$out"
   else
     echo "run.sh: rsyslogd missing; SIEM outage section left out" >&2
