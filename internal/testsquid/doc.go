@@ -2,9 +2,12 @@
 // m365tap's tests: Debian's Squid on loopback with no authentication,
 // Basic (basic_ncsa_auth over an htpasswd file), NTLM (a helper of this
 // package's own, ntlmhelper, that really verifies NTLMv2 responses),
-// Negotiate with Kerberos (Squid's negotiate_kerberos_auth against a real
-// MIT KDC in a realm the test creates) or all three offered together,
-// Negotiate first and able to carry NTLM tokens (negotiate_wrapper_auth).
+// Digest (digest_file_auth), Negotiate with Kerberos (Squid's
+// negotiate_kerberos_auth against a real MIT KDC in a realm the test
+// creates) or Negotiate, NTLM and Basic offered together, Negotiate first
+// and able to carry NTLM tokens (negotiate_wrapper_auth). Go clients that
+// answer NTLM and Negotiate-carrying-NTLM on one connection (Conn) and a
+// curl runner (Curl) drive them.
 //
 // The point is to compare a client straight to Squid with the same client
 // through the tap: Squid's access log, read back with Entries, says which
