@@ -87,6 +87,15 @@ func testRelayTable(t *testing.T, e *arEnv) {
 				}
 				h, codes := e.sameThroughTapMatching(t, r.client(urls), mod, keep)
 				evs := checkRelayEvents(t, h, r.scheme, arOffered, connect, codes)
+				if strings.Contains(r.name, "negotiate-ntlm wrong") {
+					// Windows answers Negotiate with NTLM when it gets no
+					// ticket: the event must say so, naming the parent's SPN.
+					for _, ev := range evs {
+						if msg := str(ev, "error"); !strings.Contains(msg, "NTLM") || !strings.Contains(msg, arSPN) {
+							t.Errorf("error %q should say the client answered Negotiate with NTLM, having no ticket for %s", msg, arSPN)
+						}
+					}
+				}
 				if len(evs) == 0 || codes[0] != 200 || r.scheme == "" {
 					return
 				}
