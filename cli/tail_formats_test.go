@@ -140,13 +140,17 @@ func TestTailEveryFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, input := range map[string]string{"examples": docExamples(t), "session": string(raw)} {
+		encoded := map[string]string{}
+		for _, format := range logs.Formats {
+			encoded[format] = reencode(t, format, input)
+		}
 		for _, flags := range [][]string{nil, {"--failures"}, {"--rule", "59"}, {"--cause", "required-endpoint-unreachable"}, {"--host", "*.microsoft.com"}} {
 			want := tailOutput(t, input, flags...)
 			if strings.Count(want, "\n") < 1 && flags == nil {
 				t.Fatalf("%s: no lines from json", name)
 			}
 			for _, format := range logs.Formats {
-				got := tailOutput(t, reencode(t, format, input), flags...)
+				got := tailOutput(t, encoded[format], flags...)
 				if got != want {
 					t.Errorf("%s %s %v:\n%s\nwant (json):\n%s", name, format, flags, got, want)
 				}
