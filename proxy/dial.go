@@ -25,6 +25,7 @@ type parentProxy struct {
 	// included, and hide the 407 the PC gets without the tap.
 	url  *url.URL
 	addr string // host:port, safe to log
+	spn  string // HTTP/<host>, the service a client's Kerberos ticket must name
 }
 
 func newParent(u *url.URL) *parentProxy {
@@ -33,7 +34,7 @@ func newParent(u *url.URL) *parentProxy {
 	}
 	c := *u
 	c.User = nil
-	return &parentProxy{url: &c, addr: u.Host}
+	return &parentProxy{url: &c, addr: u.Host, spn: parentSPNOf(u.Host)}
 }
 
 // dialer is the one way out of the tap, shared by plain HTTP (as the
@@ -255,9 +256,20 @@ func (d *dialer) dialDirect(ctx context.Context, ex *exchange, host string, port
 // dialParent connects to the parent proxy itself. Any failure to reach it is
 // parent_unreachable: from the client's side the proxy path is what broke.
 func (d *dialer) dialParent(ctx context.Context, ex *exchange) (*net.TCPConn, error) {
-	host, portStr, _ := net.SplitHostPort(d.parent.addr)
+	p := d.parent
+	if ex != nil && ex.parent != nil {
+		p = ex.parent // the PAC's choice
+	}
+	host, portStr, _ := net.SplitHostPort(p.addr)
 	port, _ := strconv.Atoi(portStr)
 	c, err := d.dialDirect(ctx, ex, strings.ToLower(host), port)
+	if err != nil && ex != nil && ctx.Err() == nil {
+		if next := ex.srv.failover(ex); next != nil {
+			// pac.failover: the PAC's next proxy, as a browser tries it.
+			ex.parent, ex.pacFailedOver = next, true
+			return d.dialParent(ctx, ex)
+		}
+	}
 	if err != nil {
 		var f *failure
 		if errors.As(err, &f) {

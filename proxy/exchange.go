@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/m365tap/m365tap/pac"
 	"github.com/m365tap/m365tap/rules"
 )
 
@@ -90,6 +91,18 @@ type exchange struct {
 	half       halfClose
 	probeCheck bool
 	probeBuf   []byte
+
+	// The parent this exchange goes to (route parent): parent.url's, or
+	// the one the PAC named (pacroute.go).
+	parent *parentProxy
+	// The PAC's decision, when a PAC is loaded.
+	pac           bool
+	pacResult     string
+	pacErr        string
+	pacElapsed    time.Duration
+	pacEvaluated  bool // not from the cache: pacElapsed is its evaluation's
+	pacHops       []pac.Hop
+	pacFailedOver bool
 
 	// Proxy authentication with the parent (relay.go).
 	cc            *clientConn // the client connection, nil for the tap's own checks
@@ -179,8 +192,20 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if r := ex.route.String(); r != "" {
 		enc.AddString("route", r)
 	}
-	if ex.route == RouteParent && ex.srv.parent != nil {
-		enc.AddString("parent", ex.srv.parent.addr)
+	if ex.route == RouteParent && ex.parent != nil {
+		enc.AddString("parent", ex.parent.addr)
+	}
+	if ex.pac {
+		enc.AddString("pac_result", ex.pacResult)
+		if ex.pacEvaluated {
+			enc.AddFloat64("pac_ms", ms(ex.pacElapsed))
+		}
+		if ex.pacErr != "" {
+			enc.AddString("pac_error", ex.pacErr)
+		}
+		if ex.pacFailedOver {
+			enc.AddBool("pac_failover", true)
+		}
 	}
 	if ex.destIP.IsValid() {
 		enc.AddByteString("dest_ip", ex.destIP.AppendTo(ex.ipText[:0]))

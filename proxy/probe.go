@@ -295,6 +295,9 @@ func (s *Server) Check(ctx context.Context, c Check) Result {
 		c.Route = RouteDirect
 	}
 	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), host: c.Host, route: c.Route}
+	if c.Route == RouteParent {
+		ex.parent = s.parent
+	}
 	ev := checkEvent{ex: ex, kind: c.Kind}
 	res := Result{Check: c}
 	switch c.Kind {
@@ -436,7 +439,7 @@ func (s *Server) checkWeb(ctx context.Context, ex *exchange, c Check) {
 // probe that passes only with credentials is still the article's §2 cause,
 // because NCSI itself cannot give them.
 func (s *Server) probeWithTapCreds(ctx context.Context, ex *exchange, u *url.URL) {
-	tx := &exchange{srv: s, start: s.now(), host: ex.host, port: ex.port, route: RouteParent, match: ex.match, probe: true, useTapCreds: true}
+	tx := &exchange{srv: s, start: s.now(), host: ex.host, port: ex.port, route: RouteParent, parent: ex.parent, match: ex.match, probe: true, useTapCreds: true}
 	req, err := http.NewRequestWithContext(context.WithValue(ctx, exchangeKey{}, tx), http.MethodGet, u.String(), nil)
 	if err != nil {
 		return

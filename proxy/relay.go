@@ -87,6 +87,7 @@ func (t *tapCredentials) start() (proxyauth.Handshake, error) {
 type pinState struct {
 	mu       sync.Mutex
 	conn     *upstream.Conn
+	parent   *parentProxy // conn's parent: a PAC can name another for the next request
 	deferred *exchange
 	closed   bool
 	// client: the client sent credentials of its own on this connection.
@@ -112,13 +113,13 @@ func (c *clientConn) clientAuthenticated() bool {
 	return c.pins.client
 }
 
-// take returns the pinned connection, or nil; a connection the parent
-// closed while idle is dropped.
-func (p *pinState) take() *upstream.Conn {
+// take returns the pinned connection to parent, or nil; a connection the
+// parent closed while idle, or one to another parent, is dropped.
+func (p *pinState) take(parent *parentProxy) *upstream.Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.conn
-	if c != nil && (!c.Usable() || c.Dead()) {
+	if c != nil && (p.parent != parent || !c.Usable() || c.Dead()) {
 		_ = c.Close()
 		p.conn, c = nil, nil
 	}
@@ -131,8 +132,9 @@ func (p *pinState) has() bool {
 	return p.conn != nil
 }
 
-// put pins c, or closes it when the client connection is gone.
-func (p *pinState) put(c *upstream.Conn) {
+// put pins c, a connection to parent, or closes it when the client
+// connection is gone.
+func (p *pinState) put(c *upstream.Conn, parent *parentProxy) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn != nil && p.conn != c {
@@ -143,7 +145,7 @@ func (p *pinState) put(c *upstream.Conn) {
 		p.conn = nil
 		return
 	}
-	p.conn = c
+	p.conn, p.parent = c, parent
 }
 
 // release forgets the pinned connection without closing it: a tunnel owns it now.
@@ -266,16 +268,16 @@ func (s *Server) explain407(ex *exchange) {
 		if ex.probe {
 			b.WriteString(": NCSI runs as SYSTEM and cannot answer a 407, so Windows decides there is no internet")
 		}
-	case a.kerb && a.spn != "" && !strings.EqualFold(a.spn, s.parentSPN):
+	case a.kerb && a.spn != "" && ex.parent != nil && !strings.EqualFold(a.spn, ex.parent.spn):
 		b.WriteString("; the client's Kerberos ticket is for ")
 		b.WriteString(a.spn)
 		b.WriteString(" but the parent is ")
-		b.WriteString(s.parentSPN)
+		b.WriteString(ex.parent.spn)
 		b.WriteString(": the PC names its proxy by another name than the parent's; set the PC's proxy to the parent's host name and map that name to the tap's address")
 		ex.spnMismatch = true
-	case a.scheme == proxyauth.SchemeNegotiate && a.ntlm != 0:
+	case a.scheme == proxyauth.SchemeNegotiate && a.ntlm != 0 && ex.parent != nil:
 		b.WriteString("; the client answered Negotiate with NTLM (it got no Kerberos ticket for ")
-		b.WriteString(s.parentSPN)
+		b.WriteString(ex.parent.spn)
 		b.WriteString(") and the parent refused it")
 		ex.credsRejected = a.ntlm == 3
 	case a.ntlm == 1:
@@ -293,7 +295,7 @@ func (s *Server) explain407(ex *exchange) {
 // dials a new one and pins it.
 func (s *Server) pinFor(ctx context.Context, ex *exchange) (*upstream.Conn, error) {
 	if cc := ex.cc; cc != nil {
-		if c := cc.pins.take(); c != nil {
+		if c := cc.pins.take(ex.parent); c != nil {
 			c.Legs = 0
 			return c, nil
 		}
@@ -309,7 +311,7 @@ func (s *Server) pinFor(ctx context.Context, ex *exchange) (*upstream.Conn, erro
 // closes it when there is no client connection to belong to.
 func (s *Server) keepPin(ex *exchange, c *upstream.Conn) {
 	if ex.cc != nil {
-		ex.cc.pins.put(c)
+		ex.cc.pins.put(c, ex.parent)
 		return
 	}
 	_ = c.Close()

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/m365tap/m365tap/internal/redact"
+	"github.com/m365tap/m365tap/pac"
 	"github.com/m365tap/m365tap/proxyauth"
 	"github.com/m365tap/m365tap/rules"
 )
@@ -41,6 +42,15 @@ type Options struct {
 	// ParentAuthNCSI extends ParentAuthClients to NCSI probe requests,
 	// which then no longer show the 407 NCSI itself would get; false: never.
 	ParentAuthNCSI bool
+	// PAC chooses each exchange's way out as the PC would with its PAC
+	// (parent.pac): the first hop, DIRECT or PROXY host:port (a *pac.Live
+	// or *pac.Engine). Nil: Parent and Bypass decide. When it fails (not
+	// loaded, an evaluation error, an unusable hop), Parent and Bypass
+	// decide that exchange and its event says why.
+	PAC PACFinder
+	// PACFailover tries the PAC's next PROXY hop when one cannot be
+	// reached; false: the first hop only, as WinHTTP does.
+	PACFailover bool
 	// LogUsers logs the user name of a relayed Basic or NTLM credential
 	// (proxy_auth_user); false: never, as a user name is personal data.
 	LogUsers bool
@@ -87,6 +97,11 @@ type Options struct {
 	Debug *zap.Logger
 }
 
+// PACFinder answers the PAC's decision for one destination.
+type PACFinder interface {
+	FindProxy(ctx context.Context, t pac.Target) (pac.Decision, error)
+}
+
 // Server is the tap. Serve it on a listener; Shutdown stops it and waits
 // until every exchange has logged its event.
 type Server struct {
@@ -112,7 +127,7 @@ type Server struct {
 	limits       connLimiter
 	auth         *authenticator
 	tapAuth      *tapCredentials // nil: the tap holds no parent credentials
-	parentSPN    string          // HTTP/<parent host>, the SPN a client's Kerberos ticket must name
+	pacParents   sync.Map        // host:port -> *parentProxy, the PAC's proxies
 	redact       *redact.Redactor
 
 	mu     sync.Mutex
@@ -173,7 +188,6 @@ func New(opts Options) *Server {
 	s.limits = connLimiter{max: orDefaultInt(opts.MaxConns, 4096), perClient: orDefaultInt(opts.MaxConnsPerClient, 256), byClient: map[netip.Addr]int{}}
 	s.auth = newAuthenticator(opts.Users)
 	if s.parent != nil {
-		s.parentSPN = parentSPNOf(s.parent.addr)
 		if opts.ParentAuth == nil && opts.Parent.User != nil {
 			pass, _ := opts.Parent.User.Password()
 			opts.ParentAuth = proxyauth.NewBasic(opts.Parent.User.Username(), pass)
@@ -383,6 +397,11 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request, ex *exchan
 		return
 	}
 	s.classify(ex, "")
+	s.routePAC(r.Context(), ex, nil)
+	if s.pacLoops(ex) {
+		s.refuse(w, ex, rules.Denied, errPACLoop.Error())
+		return
+	}
 	if ex.route == RouteParent {
 		ex.auth.mode = ParentAuthRelay
 		v := r.Header.Get("Proxy-Authorization")
@@ -439,6 +458,11 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request, ex *exchange
 		return
 	}
 	s.classify(ex, r.URL.Path)
+	s.routePAC(r.Context(), ex, r.URL)
+	if s.pacLoops(ex) {
+		s.refuse(w, ex, rules.Denied, errPACLoop.Error())
+		return
+	}
 	ex.rw = responseWriter{ResponseWriter: w, ex: ex}
 	ctx, done := s.upstreamContext(r, ex)
 	out := r.WithContext(ctx)
@@ -512,6 +536,9 @@ func (s *Server) classify(ex *exchange, path string) {
 	r := ex.match.Rule
 	ex.probe = r != nil && r.Probe != nil && !ex.connecting && strings.EqualFold(path, r.Probe.Path)
 	ex.route = s.routeFor(ex.host, ex.probe)
+	if ex.route == RouteParent {
+		ex.parent = s.parent
+	}
 }
 
 // routeFor is the route traffic to host takes; probe is a request for a
@@ -594,8 +621,8 @@ func (s *Server) isSelf(host string, port int) bool {
 
 // proxyFor is the Transport's Proxy func: the exchange decided the route.
 func (s *Server) proxyFor(r *http.Request) (*url.URL, error) {
-	if ex := exchangeFrom(r.Context()); ex != nil && ex.route == RouteParent {
-		return s.parent.url, nil
+	if ex := exchangeFrom(r.Context()); ex != nil && ex.route == RouteParent && ex.parent != nil {
+		return ex.parent.url, nil
 	}
 	return nil, nil
 }
