@@ -54,7 +54,12 @@ func TestQuerySecretsEveryFormat(t *testing.T) {
 		}
 		// Redirects carrying the spellings in their path parameters, query
 		// and fragment, as many per redirect as fit the 256 bytes the tap
-		// logs of a Location once redacted.
+		// logs of a Location once redacted; for a few keys only, since
+		// Location goes through the same redaction (internal/redact tests
+		// every key there) and each redirect is a probe exchange.
+		if key != "code" && key != "access_token" && key != "Extra_Key" {
+			loc = nil
+		}
 		for len(loc) > 0 {
 			n, size := 0, 0
 			for n < len(loc) && (n == 0 || size+len(loc[n]) < 100) {
