@@ -38,7 +38,11 @@ func (f *reportFormat) Set(s string) error {
 // NewReportCommand returns `report`, the session's diagnosis from logs.
 func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 	format := reportFormat(report.FormatText)
-	var names []string
+	var (
+		names          []string
+		compare        bool
+		labelA, labelB string
+	)
 	cmd := &cobra.Command{
 		Use:   "report [FILE...]",
 		Short: "Summarise a session's log: outcomes per rule, the article causes that apply, what to do",
@@ -54,6 +58,7 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 		Example: "  m365tap report m365tap-events.log m365tap-events-*.log.gz\n" +
 			"  m365tap report --format markdown --language ja m365tap-events.log\n" +
 			"  m365tap report --format html --client-name 10.0.0.21=PC-SALES-07 session.log > report.html\n" +
+			"  m365tap report --compare --label-a 'Wi-Fi, VPN' --label-b 'wired LAN' wifi.log,wifi-1.log.gz wired.log\n" +
 			"  m365tap run | tee session.log; m365tap report - < session.log",
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,6 +70,9 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if compare && len(args) != 2 {
+				return fmt.Errorf("report: --compare needs two sessions, A and B (each a log file or several, comma separated), got %d arguments", len(args))
+			}
 			if len(args) == 0 {
 				if cfg.Log.File == "" {
 					return errors.New("report: name a log file (or - for standard input); log.file is not set")
@@ -73,31 +81,57 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 					return err
 				}
 			}
-			var agg report.Aggregate
-			if agg.Names, err = parseClientNames(names); err != nil {
+			clientNames, err := parseClientNames(names)
+			if err != nil {
 				return err
 			}
 			// The catalogue files each host under its Common set; without
 			// it (a broken rules file) the tap's own choice stands.
-			if set, _, err := ruleset.Load(cfg); err == nil {
-				agg.Rules = set
-			}
-			skipped := 0
-			for _, name := range args {
-				st, err := readLog(&agg, name, cmd.InOrStdin())
-				if err != nil {
-					return err
+			set, _, setErr := ruleset.Load(cfg)
+			summarise := func(files []string) (*report.Summary, error) {
+				agg := report.Aggregate{Names: clientNames}
+				if setErr == nil {
+					agg.Rules = set
 				}
-				skipped += st.Skipped
+				skipped := 0
+				for _, name := range files {
+					st, err := readLog(&agg, name, cmd.InOrStdin())
+					if err != nil {
+						return nil, err
+					}
+					skipped += st.Skipped
+				}
+				if skipped > 0 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "m365tap: report: skipped %d lines that are not JSON records\n", skipped)
+				}
+				return agg.Summary(lang), nil
 			}
-			if skipped > 0 {
-				fmt.Fprintf(cmd.ErrOrStderr(), "m365tap: report: skipped %d lines that are not JSON records\n", skipped)
+			if compare {
+				var sums [2]*report.Summary
+				labels := [2]string{labelA, labelB}
+				for i, arg := range args {
+					files := strings.Split(arg, ",")
+					if labels[i] == "" {
+						labels[i] = filepath.Base(files[0])
+					}
+					if sums[i], err = summarise(files); err != nil {
+						return err
+					}
+				}
+				return report.Compare(sums[0], sums[1], labels[0], labels[1]).Write(cmd.OutOrStdout(), report.Format(format))
 			}
-			return agg.Summary(lang).Write(cmd.OutOrStdout(), report.Format(format))
+			sum, err := summarise(args)
+			if err != nil {
+				return err
+			}
+			return sum.Write(cmd.OutOrStdout(), report.Format(format))
 		},
 	}
 	cmd.Flags().Var(&format, "format", "output format: text, json, markdown or html")
 	cmd.Flags().StringArrayVar(&names, "client-name", nil, "ADDRESS=NAME: show the PC at ADDRESS by NAME (repeatable)")
+	cmd.Flags().BoolVar(&compare, "compare", false, "compare two sessions A and B (each FILE[,FILE...]): what fails in one and works in the other")
+	cmd.Flags().StringVar(&labelA, "label-a", "", "name of session A in --compare (default: its first file's name)")
+	cmd.Flags().StringVar(&labelB, "label-b", "", "name of session B in --compare (default: its first file's name)")
 	return cmd
 }
 

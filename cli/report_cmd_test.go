@@ -373,3 +373,26 @@ func fetchTLS(t *testing.T, proxyAddr, rawURL, userAgent string) {
 	fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\nConnection: close\r\n\r\n", u.RequestURI(), u.Hostname(), userAgent)
 	io.Copy(io.Discard, tc)
 }
+
+// TestReportCompare: `report --compare A B`, each side one log or several.
+func TestReportCompare(t *testing.T) {
+	td := filepath.Join("..", "report", "testdata")
+	noCfg := filepath.Join(t.TempDir(), "none.yaml")
+	os.WriteFile(noCfg, []byte("{}\n"), 0o600)
+	blocked, bypass := filepath.Join(td, "blocking-parent.log"), filepath.Join(td, "bypass.log")
+	var out, errOut bytes.Buffer
+	code := Main([]string{"--config", noCfg, "report", "--compare", "--label-a", "Wi-Fi, VPN", "--label-b", "wired LAN",
+		blocked + "," + filepath.Join(td, "auth-parent.log"), bypass}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "Fails in Wi-Fi, VPN, works in wired LAN (4 hosts)") {
+		t.Errorf("no conclusion:\n%s", out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := Main([]string{"--config", noCfg, "report", "--compare", blocked}, &out, &errOut); code == 0 ||
+		!strings.Contains(errOut.String(), "--compare needs two sessions, A and B") {
+		t.Errorf("one session accepted: %d %s", code, errOut.String())
+	}
+}

@@ -107,7 +107,14 @@ func TestIDsUsedExist(t *testing.T) {
 		t.Errorf("only %d message uses found: the pattern no longer matches the code", seen)
 	}
 	dynamic := []string{"scope.all_pcs", "scope.some_pcs", "scope.single_pc", "scope.one_pc", "scope.tap",
-		"route.direct", "route.parent", "settings.er.true", "settings.er.false"}
+		"route.direct", "route.parent", "settings.er.true", "settings.er.false",
+		"compare.none_fail", "compare.a_only", "compare.b_only", "compare.both", "compare.mixed"}
+	for _, s := range []string{"works", "fails", "intermittent", "unseen"} {
+		dynamic = append(dynamic, "compare.state."+s)
+	}
+	for _, c := range []string{"fixed", "broken", "still_failing", "same", "other"} {
+		dynamic = append(dynamic, "compare.change."+c)
+	}
 	for _, c := range rules.Causes() {
 		for _, part := range []string{"title", "remedy", "link"} {
 			dynamic = append(dynamic, "cause."+c.ID.String()+"."+part)
