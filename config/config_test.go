@@ -418,9 +418,6 @@ func TestBadFixtures(t *testing.T) {
 		{"parent_auth_user", `config: parent.auth.user = "": want the account name; basic and ntlm need one`},
 		{"parent_auth_password", `config: parent.auth.password_file = "": want parent.auth.password_file (a file holding the password) or parent.auth.password_env (the name of a variable holding it); basic and ntlm need one`},
 		{"parent_auth_both_passwords", `config: parent.auth.password_env = "TAP_PASSWORD": want parent.auth.password_file or parent.auth.password_env, not both`},
-		{"parent_auth_password_file", `config: parent.auth.password_file = "testdata/no-such-password.txt": want a readable file whose first line is the password: no such file or directory`},
-		{"parent_auth_password_file_empty", `config: parent.auth.password_file = "testdata/parent-password-empty.txt": want a readable file whose first line is the password: the first line is empty`},
-		{"parent_auth_password_env", `config: parent.auth.password_env = "M365TAP_TEST_UNSET_PASSWORD": want the name of an environment variable that is set, not empty, in the tap's environment`},
 		{"parent_auth_negotiate", `config: parent.auth.scheme = "negotiate": negotiate needs parent.auth.keytab or parent.auth.ccache for Kerberos, or parent.auth.user with a password for NTLM`},
 		{"parent_auth_sspi", `config: parent.auth.scheme = "sspi": sspi (the logged-on Windows user) exists only on Windows; elsewhere use negotiate with parent.auth.keytab or parent.auth.ccache`},
 		{"parent_auth_kerberos_key", `config: parent.auth.keytab = "/etc/m365tap/tap.keytab": only parent.auth.scheme negotiate takes this key`},
@@ -866,6 +863,25 @@ func TestParentPassword(t *testing.T) {
 	for _, out := range []string{string(y), fmt.Sprintf("%v %+v %#v", *c, *c, *c)} {
 		if strings.Contains(out, pw) {
 			t.Errorf("the password shows:\n%s", out)
+		}
+	}
+
+	// What cannot be read is reported at start, naming the key.
+	for _, tc := range []struct {
+		yaml, want string
+	}{
+		{"password_file: testdata/no-such-password.txt", `config: parent.auth.password_file = "testdata/no-such-password.txt": want a readable file whose first line is the password: no such file or directory`},
+		{"password_file: testdata/parent-password-empty.txt", `config: parent.auth.password_file = "testdata/parent-password-empty.txt": want a readable file whose first line is the password: the first line is empty`},
+		{"password_env: M365TAP_TEST_UNSET_PASSWORD", `config: parent.auth.password_env = "M365TAP_TEST_UNSET_PASSWORD": want the name of an environment variable that is set, not empty, in the tap's environment`},
+	} {
+		f := filepath.Join(t.TempDir(), "m365tap.yaml")
+		if err := os.WriteFile(f, []byte("parent:\n  url: http://proxy.example.com:3128\n  auth:\n    scheme: basic\n    user: tap\n    "+tc.yaml+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := mustLoad(t, LoadOptions{File: f})
+		var fe *FieldError
+		if _, err := c.ParentPassword(); !errors.As(err, &fe) || err.Error() != tc.want {
+			t.Errorf("%s: %v; want %s", tc.yaml, err, tc.want)
 		}
 	}
 

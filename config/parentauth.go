@@ -117,10 +117,11 @@ func (c *Config) validateParentAuth(add func(key, value, allowed string)) {
 			add("parent.auth.scheme", a.Scheme, allowAuthNegotiate)
 		}
 	}
+	// The file and the variable themselves are read at start
+	// (ParentPassword), not here: config check runs without the tap's
+	// environment and often on another machine, as for every other file key.
 	if a.PasswordFile != "" && a.PasswordEnv != "" {
 		add("parent.auth.password_env", a.PasswordEnv, allowAuthBothPw)
-	} else if _, key, value, allowed := c.parentPassword(); allowed != "" {
-		add(key, value, allowed)
 	}
 
 	onlyFor := func(key, value, allowed string, schemes ...string) {
@@ -200,6 +201,8 @@ func (c *Config) parentPassword() (password, key, value, allowed string) {
 // ParentPassword is the password of parent.auth, read from
 // parent.auth.password_file now or taken from the variable
 // parent.auth.password_env names as Load found it; "" when neither is set.
+// A file that cannot be read or whose first line is empty, or a variable
+// that is unset or empty, is a *FieldError naming the key.
 func (c *Config) ParentPassword() (string, error) {
 	pw, key, value, allowed := c.parentPassword()
 	if allowed != "" {
