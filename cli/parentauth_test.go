@@ -70,6 +70,24 @@ func TestParentAuth(t *testing.T) {
 		t.Errorf("missing keytab: %v", err)
 	}
 
+	// The password file and variable are read at start: run and probe stop.
+	_, err = parentAuth(load(t, "    scheme: basic\n    user: tap\n    password_file: "+filepath.Join(dir, "none")+"\n"))
+	if err == nil || !strings.Contains(err.Error(), "parent.auth.password_file") {
+		t.Errorf("missing password file: %v", err)
+	}
+	_, err = parentAuth(load(t, "    scheme: ntlm\n    user: tap\n    password_env: TAP_PW\n"))
+	if err == nil || !strings.Contains(err.Error(), `parent.auth.password_env = "TAP_PW"`) {
+		t.Errorf("unset password variable: %v", err)
+	}
+	var out, errOut bytes.Buffer
+	f := filepath.Join(t.TempDir(), "m365tap.yaml")
+	if err := os.WriteFile(f, []byte("listen: 127.0.0.1:0\nparent:\n  url: http://127.0.0.1:9\n  auth:\n    scheme: basic\n    user: tap\n    password_file: "+filepath.Join(dir, "none")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := Main([]string{"--config", f, "run"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "parent.auth.password_file") {
+		t.Errorf("run with a missing password file: exit %d, stderr %q", code, errOut.String())
+	}
+
 	// sspi is refused by Validate off Windows; built by hand it still fails cleanly.
 	cfg := load(t, "    clients: false\n")
 	cfg.Parent.Auth.Scheme = "sspi"
