@@ -77,6 +77,11 @@ func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags
 	opts.MaxConns = cfg.Access.MaxConns
 	opts.MaxConnsPerClient = cfg.Access.MaxConnsPerClient
 	opts.Debug = lg.Debug
+	stopPAC, err := startPAC(ctx, cfg, &opts, lg.Events)
+	if err != nil {
+		return err
+	}
+	defer stopPAC()
 	srv := proxy.New(opts)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

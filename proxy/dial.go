@@ -354,3 +354,28 @@ func classifyParentIO(err error) rules.Outcome {
 	}
 	return rules.ParentUnreachable
 }
+
+// Resolver answers lookups as the tap's dialer resolves: hosts overrides
+// first, then dns.servers (or the system's resolver). The PAC's DNS
+// helpers use it, so a PAC sees the names the tap sees.
+type Resolver struct {
+	r     *net.Resolver
+	hosts map[string]netip.Addr
+}
+
+// NewResolver builds a Resolver from Options' DNSServers and Hosts.
+func NewResolver(servers []string, hosts map[string]netip.Addr) *Resolver {
+	return &Resolver{r: newResolver(servers), hosts: hosts}
+}
+
+// LookupNetIP is net.Resolver's, after the hosts overrides. network is
+// "ip", "ip4" or "ip6".
+func (r *Resolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	if ip, ok := r.hosts[strings.TrimSuffix(strings.ToLower(host), ".")]; ok {
+		if network == "ip" || ip.Is4() == (network == "ip4") {
+			return []netip.Addr{ip}, nil
+		}
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return r.r.LookupNetIP(ctx, network, host)
+}
