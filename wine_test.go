@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -91,7 +94,7 @@ func TestWineEndToEnd(t *testing.T) {
 
 	cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- winetest.Err(cmd.Wait()) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -197,7 +200,7 @@ func TestWineSysproxy(t *testing.T) {
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := p.Command(exe, args...).CombinedOutput()
-		if err != nil {
+		if err = winetest.Err(err); err != nil {
 			t.Fatalf("m365tap %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return strings.ReplaceAll(string(out), "\r\n", "\n")
@@ -259,10 +262,8 @@ func TestWineSysproxy(t *testing.T) {
 			t.Errorf("ProxyServer while run --sysproxy: %q, want %s", got, addr)
 		}
 		cmd.Process.Signal(sig)
-		err := cmd.Wait()
+		err := winetest.Err(cmd.Wait())
 		if sig == syscall.SIGKILL {
-			// wine's server may hold the registry a moment after a kill.
-			exec.Command("wineserver", "-w").Run()
 			if got := regValue(regState(t, p), inetKey, "ProxyServer"); got != addr {
 				t.Errorf("ProxyServer after the tap was killed: %q, want it still %s", got, addr)
 			}
@@ -274,4 +275,92 @@ func TestWineSysproxy(t *testing.T) {
 			t.Errorf("registry after run --sysproxy and %v differs:\nbefore:\n%s\nafter:\n%s", sig, before, after)
 		}
 	}
+}
+
+// TestWineNCSI: with a customised NCSI probe in the registry, `ncsi` shows
+// the URL NCSI will fetch, and the tap recognises that probe by the rule it
+// adds (rule_id pc-ncsi-web-ipv4 in its event).
+func TestWineNCSI(t *testing.T) {
+	t.Parallel()
+	p := winetest.Open(t)
+	exe := windowsTap(t)
+	const params = `HKLM\SYSTEM\CurrentControlSet\Services\NlaSvc\Parameters\Internet`
+	for _, v := range [][2]string{{"ActiveWebProbeHost", "ncsi.contoso.test"}, {"ActiveWebProbePath", "probe.txt"}, {"ActiveWebProbeContent", "Contoso OK"}} {
+		if out, err := p.Reg(t, "add", params, "/v", v[0], "/t", "REG_SZ", "/d", v[1], "/f"); err != nil {
+			t.Fatalf("reg add %s: %v %s", v[0], err, out)
+		}
+		t.Cleanup(func() { p.Reg(t, "delete", params, "/v", v[0], "/f") })
+	}
+	out, err := p.Command(exe, "ncsi").CombinedOutput()
+	if err = winetest.Err(err); err != nil {
+		t.Fatalf("m365tap ncsi: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`Web probe (IPv4): GET http://ncsi.contoso.test/probe.txt, expects "Contoso OK" (customised on this PC)`,
+		`Web probe (IPv6): GET http://ipv6.msftconnecttest.com/connecttest.txt`,
+		"rule pc-ncsi-web-ipv4 (ncsi.contoso.test)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("ncsi output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The probe through the tap: the origin stands in for the probe host
+	// on port 80 of a loopback address.
+	ln := listenPort(t, 80)
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "Contoso OK") })}
+	go origin.Serve(ln)
+	t.Cleanup(func() { origin.Close() })
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	cmd := p.Command(exe)
+	cmd.Env = p.Env("M365TAP_LISTEN=127.0.0.1:0", "M365TAP_HOSTS=ncsi.contoso.test="+host)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	addr := waitListening(t, stderr)
+	go io.Copy(io.Discard, stderr)
+	proxyURL, _ := url.Parse("http://" + addr)
+	client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL)}, Timeout: 20 * time.Second}
+	resp, err := client.Get("http://ncsi.contoso.test/probe.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := winetest.Err(cmd.Wait()); err != nil {
+		t.Fatalf("tap: %v", err)
+	}
+	found := false
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "exchange" {
+			found = true
+			if m["rule_id"] != "pc-ncsi-web-ipv4" || m["outcome"] != "ok" {
+				t.Errorf("probe event: rule_id %v outcome %v, want pc-ncsi-web-ipv4 ok\n%s", m["rule_id"], m["outcome"], line)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no exchange event:\n%s", stdout.String())
+	}
+}
+
+// listenPort listens on port of a random 127/8 address (needs root).
+func listenPort(t *testing.T, port uint16) net.Listener {
+	for i := 0; i < 20; i++ {
+		ip := netip.AddrFrom4([4]byte{127, byte(1 + rand.IntN(250)), byte(rand.IntN(256)), byte(2 + rand.IntN(250))})
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, port).String())
+		if err == nil {
+			return ln
+		}
+		if errors.Is(err, syscall.EACCES) {
+			t.Skipf("binding port %d needs root", port)
+		}
+	}
+	t.Fatal("no free address")
+	return nil
 }

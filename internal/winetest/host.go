@@ -3,11 +3,13 @@
 package winetest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Prefix is a wine prefix made by .ci/wine/setup, for tests on Linux that
@@ -40,10 +42,17 @@ func Open(t testing.TB) *Prefix {
 	}
 	pr := &Prefix{Dir: dir, wine: wine}
 	// Keep wine's server up between the test's wine commands (each start
-	// otherwise costs seconds), and for a minute after the last one.
+	// otherwise costs seconds), and for a minute after the last one; and
+	// start wine's own background programs (services.exe and friends) from
+	// a command whose output goes nowhere. Started by a test's command,
+	// they would inherit its output pipe and hold it open until the server
+	// exits, and exec.Cmd waits for that.
 	srv := exec.Command("wineserver", "-p60")
 	srv.Env = pr.Env()
 	_ = srv.Run()
+	boot := pr.Command("wineboot")
+	boot.Stdout, boot.Stderr = nil, nil
+	_ = boot.Run()
 	return pr
 }
 
@@ -62,16 +71,29 @@ func (p *Prefix) Env(extra ...string) []string {
 }
 
 // Command runs a Windows program (a path on this machine, or a program of
-// the prefix such as reg) under wine.
+// the prefix such as reg) under wine. Wine may start background programs
+// that inherit the command's output pipes and outlive it, so Wait gives
+// the pipes two seconds after the program ends; pass its error through
+// Err.
 func (p *Prefix) Command(prog string, args ...string) *exec.Cmd {
 	cmd := exec.Command(p.wine, append([]string{prog}, args...)...)
 	cmd.Env = p.Env()
+	cmd.WaitDelay = 2 * time.Second
 	return cmd
+}
+
+// Err is a Command's Wait, Run or Output error, without the one that says
+// only that wine's background programs held the output pipes open.
+func Err(err error) error {
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return nil
+	}
+	return err
 }
 
 // Reg runs wine's reg.exe and returns its output with CRLFs made LFs.
 func (p *Prefix) Reg(t testing.TB, args ...string) (string, error) {
 	t.Helper()
 	out, err := p.Command("reg", args...).CombinedOutput()
-	return strings.ReplaceAll(string(out), "\r\n", "\n"), err
+	return strings.ReplaceAll(string(out), "\r\n", "\n"), Err(err)
 }
