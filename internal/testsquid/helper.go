@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 )
 
@@ -39,7 +38,7 @@ func ntlmHelper(t testing.TB) string {
 				helperBin.err = err
 				return
 			}
-			if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != os.Geteuid() || !st.IsDir() || st.Mode().Perm()&0o022 != 0 {
+			if !privateDir(st) {
 				helperBin.err = fmt.Errorf("%s is not a directory of ours that only we can write", d)
 				return
 			}
