@@ -3,6 +3,7 @@ package report
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -196,6 +197,11 @@ func (a *Aggregate) Add(r *Record) {
 	}
 	failed := r.Class == rules.ClassFailed.String()
 	ok := r.Outcome == rules.OK.String()
+	if certificateRejected(r) {
+		rc := *r // the caller's record stays as the tap wrote it
+		rc.CauseID = rules.CauseTLSInspection.String()
+		r = &rc
+	}
 	if failed {
 		a.failed++
 	}
@@ -356,12 +362,31 @@ func (a *Aggregate) Add(r *Record) {
 	}
 }
 
+// certificateRejected: the PC refused the certificate a required endpoint
+// was shown, which the tap's events may still file under
+// required-endpoint-unreachable or expressroute-path: the host was reached,
+// so the report names TLS inspection instead, before the ExpressRoute
+// variant. An alert from the server is not the PC's refusal.
+func certificateRejected(r *Record) bool {
+	if r.Outcome != rules.TLSFailure.String() || !rules.CertificateRejected(r.TLSAlert) {
+		return false
+	}
+	if r.TLSAlert != "encrypted" && !strings.HasPrefix(r.Error, "client ") {
+		return false
+	}
+	switch r.CauseID {
+	case rules.CauseRequiredEndpointUnreachable.String(), rules.CauseExpressRoutePath.String(), rules.CauseTLSInspection.String():
+		return true
+	}
+	return false
+}
+
 // requiredEndpoint: the exchange is with an endpoint of the article's §1
 // list, by its winning rule or by the cause the tap gave it (which looks at
 // every matching rule).
 func requiredEndpoint(r *Record) bool {
 	switch r.CauseID {
-	case rules.CauseRequiredEndpointUnreachable.String(), rules.CauseExpressRoutePath.String():
+	case rules.CauseRequiredEndpointUnreachable.String(), rules.CauseExpressRoutePath.String(), rules.CauseTLSInspection.String():
 		return true
 	}
 	if r.RuleID == "" {

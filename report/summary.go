@@ -179,6 +179,10 @@ type Fact struct {
 var causePriority = []rules.CauseID{
 	rules.CauseNCSINoInternet,
 	rules.CauseDeviceProxySettings,
+	rules.CauseProxyCredentialsRejected,
+	// The host was reached and its certificate refused: a named device to
+	// change, before the reachability of the other endpoints.
+	rules.CauseTLSInspection,
 	rules.CauseRequiredEndpointUnreachable,
 	rules.CauseExpressRoutePath,
 }

@@ -28,6 +28,11 @@ const (
 	// sent. Not a wrong proxy address: the account or the password is. The
 	// proxy chooses it from how the exchange ended, not from the table.
 	CauseProxyCredentialsRejected
+	// §1: the client refused the certificate it was shown (a device on the
+	// path inspects TLS). Chosen from how the handshake ended
+	// (CertificateRejected), not from the table, before the ExpressRoute
+	// variant: the host was reached, so no route is to blame.
+	CauseTLSInspection
 
 	numCauses
 )
@@ -39,6 +44,23 @@ var causeNames = [numCauses]string{
 	CauseDeviceProxySettings:         "device-proxy-settings",
 	CauseNCSINoInternet:              "ncsi-no-internet",
 	CauseProxyCredentialsRejected:    "proxy-credentials-rejected",
+	CauseTLSInspection:               "tls-inspection",
+}
+
+// CertificateRejected reports whether a TLS alert the client sent during
+// the handshake means it refused the server's certificate: the alerts of
+// RFC 8446 §6.2 and RFC 5246 §7.2.2 about certificates, and "encrypted",
+// the tap's name for the alert-sized record a TLS 1.3 client sends right
+// after the server's first flight (the alert itself is encrypted there).
+// An exchange that failed so on a required endpoint has the cause
+// CauseTLSInspection rather than the table's.
+func CertificateRejected(alert string) bool {
+	switch alert {
+	case "bad_certificate", "unsupported_certificate", "certificate_revoked", "certificate_expired",
+		"certificate_unknown", "unknown_ca", "encrypted":
+		return true
+	}
+	return false
 }
 
 func (c CauseID) String() string {

@@ -41,7 +41,7 @@ func TestEnumRoundTrips(t *testing.T) {
 		{CauseDeviceProxySettings.String(), "device-proxy-settings"},
 		{CauseNCSINoInternet.String(), "ncsi-no-internet"},
 		{LangEN.String(), "en"}, {LangJA.String(), "ja"},
-		{numSources.String(), "source(3)"}, {numCauses.String(), "cause(6)"},
+		{numSources.String(), "source(3)"}, {numCauses.String(), "cause(7)"},
 		{numLanguages.String(), "language(2)"}, {numKinds.String(), "kind(8)"},
 	}
 	for _, n := range names {
@@ -67,7 +67,7 @@ func TestEnumRoundTrips(t *testing.T) {
 
 func TestCausesData(t *testing.T) {
 	cs := Causes()
-	if len(cs) != 5 {
+	if len(cs) != 6 {
 		t.Fatalf("%d causes", len(cs))
 	}
 	const learn = "https://learn.microsoft.com/microsoft-365/enterprise/urls-and-ip-address-ranges"
@@ -82,6 +82,7 @@ func TestCausesData(t *testing.T) {
 		{CauseDeviceProxySettings, "1", learn},
 		{CauseNCSINoInternet, "2", ncsiGuide},
 		{CauseProxyCredentialsRejected, "1", learn},
+		{CauseTLSInspection, "1", "https://learn.microsoft.com/microsoft-365/enterprise/microsoft-365-network-connectivity-principles"},
 	}
 	for i, w := range want {
 		c := cs[i]
@@ -404,6 +405,19 @@ func TestCauseLinks(t *testing.T) {
 		}
 		if c.Link(Language(9)) != c.Reference {
 			t.Errorf("%s: unknown language does not fall back to English", c.ID)
+		}
+	}
+}
+
+func TestCertificateRejected(t *testing.T) {
+	for _, a := range []string{"bad_certificate", "unknown_ca", "certificate_unknown", "certificate_expired", "encrypted"} {
+		if !CertificateRejected(a) {
+			t.Errorf("%s: not a rejected certificate", a)
+		}
+	}
+	for _, a := range []string{"", "handshake_failure", "protocol_version", "close_notify", "internal_error"} {
+		if CertificateRejected(a) {
+			t.Errorf("%s: taken for a rejected certificate", a)
 		}
 	}
 }
