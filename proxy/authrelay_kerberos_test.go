@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,7 @@ func testRelayKerberosNaming(t *testing.T, e *arEnv) {
 	t.Run("named like the parent", func(t *testing.T) {
 		c := curlClient(e.kdc.ClientEnv(e.aliceCC), true, negotiate, e.plainURLs("krb-named", 2))
 		h, codes := e.sameThroughTap(t, c, nil)
-		if !equalSlices(codes, []int{200, 200}) {
+		if !slices.Equal(codes, []int{200, 200}) {
 			t.Errorf("straight to Squid: %v, want 200 200 (the fixture is broken)", codes)
 		}
 		for _, ev := range relayEvents(t, h, len(codes)) {
@@ -29,7 +30,7 @@ func testRelayKerberosNaming(t *testing.T, e *arEnv) {
 	t.Run("named 127.0.0.1", func(t *testing.T) {
 		c := curlClient(e.kdc.ClientEnv(e.aliceCC), false, negotiate, e.plainURLs("krb-address", 1))
 		h, codes := e.sameThroughTap(t, c, nil)
-		if !equalSlices(codes, []int{407}) {
+		if !slices.Equal(codes, []int{407}) {
 			t.Errorf("straight to Squid: %v, want 407", codes)
 		}
 		evs := relayEvents(t, h, 1)

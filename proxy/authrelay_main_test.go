@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -168,10 +169,10 @@ func (e *arEnv) sameThroughTapMatching(t *testing.T, c arClient, mod func(*proxy
 	e.squid.SinceMatching(t, mark, len(directLog), 5*time.Second, keep)
 	throughLog := e.squid.SettleMatching(t, mark, keep)
 
-	if !equalSlices(direct, through) {
+	if !slices.Equal(direct, through) {
 		t.Errorf("final statuses: straight to Squid %v, through the tap %v", direct, through)
 	}
-	if a, b := logLines(directLog), logLines(throughLog); !equalSlices(a, b) {
+	if a, b := logLines(directLog), logLines(throughLog); !slices.Equal(a, b) {
 		t.Errorf("Squid's log differs.\nstraight to Squid:\n  %s\nthrough the tap:\n  %s",
 			strings.Join(a, "\n  "), strings.Join(b, "\n  "))
 	}
@@ -186,18 +187,6 @@ func logLines(entries []testsquid.Entry) []string {
 		s[i] = e.String()
 	}
 	return s
-}
-
-func equalSlices[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // curlClient runs one curl with every URL (one keep-alive connection).

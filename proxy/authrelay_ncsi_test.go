@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +35,7 @@ func testRelayNCSI(t *testing.T, e *arEnv) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, codes := e.sameThroughTap(t, probe, tc.mod)
-			if !equalSlices(codes, []int{407}) {
+			if !slices.Equal(codes, []int{407}) {
 				t.Errorf("straight to Squid: %v, want 407", codes)
 			}
 			ev := relayEvents(t, h, 1)[0]
@@ -73,7 +74,7 @@ func testRelayExpect(t *testing.T, e *arEnv) {
 				return r.Codes
 			}
 			h, codes := e.sameThroughTap(t, client, nil)
-			if !equalSlices(codes, []int{tc.code}) {
+			if !slices.Equal(codes, []int{tc.code}) {
 				t.Errorf("straight to Squid: %v, want %d", codes, tc.code)
 			}
 			// Not a timing test: only that nobody waited out the 5 s expect

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,7 +198,7 @@ func testRelayLogUsers(t *testing.T, e *arEnv) {
 		t.Run(tc.name, func(t *testing.T) {
 			h, codes := e.sameThroughTap(t, curlClient(nil, false, tc.args, e.plainURLs("users", 2)),
 				func(o *proxy.Options) { o.LogUsers = true })
-			if !equalSlices(codes, []int{200, 200}) {
+			if !slices.Equal(codes, []int{200, 200}) {
 				t.Fatalf("straight to Squid: %v, want 200 200", codes)
 			}
 			evs := relayEvents(t, h, 2)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,18 +53,6 @@ func users(t *testing.T, entries []testsquid.Entry) []string {
 		}
 	}
 	return u
-}
-
-func equal[T comparable](a, b []T) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func repeat[T any](v T, n int) []T {
@@ -172,7 +161,7 @@ func TestSquid(t *testing.T) {
 			args = append(args, "-x", "http://"+net.JoinHostPort(host, s.Port()))
 			mark := s.Mark(t)
 			r := testsquid.Curl(t, tc.env, args, tc.urls...)
-			if !equal(r.Codes, tc.codes) {
+			if !slices.Equal(r.Codes, tc.codes) {
 				t.Fatalf("curl: %v, want codes %v\n%s", r, tc.codes, r.Stderr)
 			}
 			n := tc.entries
@@ -180,7 +169,7 @@ func TestSquid(t *testing.T) {
 				n = len(tc.codes)
 			}
 			entries := s.WaitEntries(t, mark, n)
-			if got := users(t, entries); !equal(got, tc.users) {
+			if got := users(t, entries); !slices.Equal(got, tc.users) {
 				t.Errorf("users of the 2xx entries %q, want %q; log: %v", got, tc.users, entries)
 			}
 		})
@@ -189,7 +178,7 @@ func TestSquid(t *testing.T) {
 	t.Run("curl/ntlm one connection", func(t *testing.T) {
 		s := squids[testsquid.AuthNTLM]
 		r := testsquid.Curl(t, nil, []string{"-v", "--proxy-ntlm", "-U", "alice:" + alice.Password, "-x", s.URL().String()}, plainURLs(3)...)
-		if !equal(r.Codes, repeat(200, 3)) {
+		if !slices.Equal(r.Codes, repeat(200, 3)) {
 			t.Fatalf("curl: %v", r)
 		}
 		if n := strings.Count(r.Stderr, "Connected to "); n != 1 {
@@ -282,7 +271,7 @@ func TestSquid(t *testing.T) {
 			}
 			_ = tc.Close()
 			entries := s.WaitEntries(t, mark, len(legs))
-			if got := users(t, entries); !equal(got, []string{who}) {
+			if got := users(t, entries); !slices.Equal(got, []string{who}) {
 				t.Errorf("users %q, want %q; log %v", got, who, entries)
 			}
 			return
@@ -303,7 +292,7 @@ func TestSquid(t *testing.T) {
 		if want == 200 {
 			wantUsers = repeat(who, n)
 		}
-		if got := users(t, entries); !equal(got, wantUsers) {
+		if got := users(t, entries); !slices.Equal(got, wantUsers) {
 			t.Errorf("users %q, want %q; log %v", got, wantUsers, entries)
 		}
 		if want == 200 && len(legs) != n+1 {
