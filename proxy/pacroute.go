@@ -64,26 +64,35 @@ func (s *Server) routePAC(ctx context.Context, ex *exchange, u *url.URL) {
 	case pac.Direct:
 		ex.route, ex.parent = RouteDirect, nil
 	case pac.Proxy:
-		ex.route, ex.parent = RouteParent, s.parentFor(h.Addr())
+		ex.route, ex.parent = RouteParent, s.parentFor(h)
 	default:
 		ex.pacErr = "the PAC's first hop " + strconv.Quote(h.String()) + " is not supported by the tap (only DIRECT and PROXY); routed as configured without the PAC"
 	}
 }
 
-// parentFor returns the parent for a PAC's PROXY host:port, made once per
-// address, so a cached decision allocates nothing.
-func (s *Server) parentFor(addr string) *parentProxy {
-	if s.parent != nil && s.parent.addr == addr {
-		return s.parent
-	}
-	if p, ok := s.pacParents.Load(addr); ok {
+// parentFor returns the parent for a PAC's PROXY hop, made once per
+// host and port, so that a cached decision allocates nothing (a hop's
+// host:port text is only made the first time).
+func (s *Server) parentFor(h pac.Hop) *parentProxy {
+	k := pacHopKey{h.Host, h.Port}
+	if p, ok := s.pacParents.Load(k); ok {
 		return p.(*parentProxy)
 	}
+	addr := h.Addr()
+	if s.parent != nil && s.parent.addr == addr {
+		s.pacParents.Store(k, s.parent)
+		return s.parent
+	}
 	p := newParent(&url.URL{Scheme: "http", Host: addr})
-	if old, loaded := s.pacParents.LoadOrStore(addr, p); loaded {
+	if old, loaded := s.pacParents.LoadOrStore(k, p); loaded {
 		return old.(*parentProxy)
 	}
 	return p
+}
+
+type pacHopKey struct {
+	host string
+	port uint16
 }
 
 // failover is the PAC's next PROXY hop after the one that could not be
@@ -94,10 +103,10 @@ func (s *Server) failover(ex *exchange) *parentProxy {
 		return nil
 	}
 	for i, h := range ex.pacHops {
-		if h.Kind == pac.Proxy && ex.parent != nil && h.Addr() == ex.parent.addr {
+		if h.Kind == pac.Proxy && ex.parent != nil && s.parentFor(h) == ex.parent {
 			for _, next := range ex.pacHops[i+1:] {
 				if next.Kind == pac.Proxy {
-					return s.parentFor(next.Addr())
+					return s.parentFor(next)
 				}
 			}
 			return nil

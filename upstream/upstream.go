@@ -18,6 +18,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -57,7 +58,10 @@ type Conn struct {
 
 // NewConn wraps a connection to the parent.
 func NewConn(c *net.TCPConn) *Conn {
-	return &Conn{tcp: c, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096), usable: true}
+	// The writer is made when a plain request needs it: a CONNECT is
+	// written in one piece from a pooled buffer, so a tunnel carries no
+	// idle 4 KiB writer.
+	return &Conn{tcp: c, br: bufio.NewReaderSize(c, 4096), usable: true}
 }
 
 // TCP is the underlying connection.
@@ -116,17 +120,18 @@ func (c *Conn) Dead() bool {
 func (c *Conn) Connect(target string, h http.Header, deadline time.Time) (*http.Response, error) {
 	_ = c.tcp.SetDeadline(deadline)
 	defer func() { _ = c.tcp.SetDeadline(time.Time{}) }()
-	c.bw.WriteString("CONNECT ")
-	c.bw.WriteString(target)
-	c.bw.WriteString(" HTTP/1.1\r\nHost: ")
-	c.bw.WriteString(target)
-	c.bw.WriteString("\r\n")
-	if err := h.WriteSubset(c.bw, connectSkip); err != nil {
-		c.usable = false
-		return nil, err
-	}
-	c.bw.WriteString("\r\n")
-	if err := c.bw.Flush(); err != nil {
+	b := headPool.Get().(*bytes.Buffer)
+	b.Reset()
+	b.WriteString("CONNECT ")
+	b.WriteString(target)
+	b.WriteString(" HTTP/1.1\r\nHost: ")
+	b.WriteString(target)
+	b.WriteString("\r\n")
+	_ = h.WriteSubset(b, connectSkip) // a bytes.Buffer does not fail
+	b.WriteString("\r\n")
+	_, err := c.tcp.Write(b.Bytes())
+	headPool.Put(b)
+	if err != nil {
 		c.usable = false
 		return nil, err
 	}
@@ -145,6 +150,8 @@ func (c *Conn) Connect(target string, h http.Header, deadline time.Time) (*http.
 	}
 	return resp, nil
 }
+
+var headPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // connectSkip are fields Connect writes itself or never sends upstream.
 var connectSkip = map[string]bool{"Host": true, "Content-Length": true, "Transfer-Encoding": true}
@@ -242,6 +249,9 @@ func (c *Conn) RoundTrip(r *http.Request, expectWait time.Duration, headDeadline
 // write sends r in absolute form. WriteProxy flushes only a writer it
 // wrapped itself, and a *bufio.Writer it does not wrap.
 func (c *Conn) write(r *http.Request) error {
+	if c.bw == nil {
+		c.bw = bufio.NewWriterSize(c.tcp, 4096)
+	}
 	if err := r.WriteProxy(c.bw); err != nil {
 		return err
 	}
