@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/m365tap/m365tap/config"
+	"github.com/m365tap/m365tap/internal/winetest"
 )
 
 func openTestQueue(t *testing.T, dir string, bound int64) (*diskQueue, *syncBuffer) {
@@ -56,7 +57,7 @@ func segFiles(t *testing.T, dir string) []string {
 // record not acknowledged, in order, and segments behind the cursor are
 // deleted.
 func TestDiskQueueOrderAcrossSegmentsAndRestarts(t *testing.T) {
-	dir := t.TempDir()
+	dir := winetest.TempDir(t)
 	d, _ := openTestQueue(t, dir, 1<<20) // segments of 128 KiB
 	const n = 3000
 	for i := range n {
@@ -103,7 +104,7 @@ func TestDiskQueueOrderAcrossSegmentsAndRestarts(t *testing.T) {
 // TestDiskQueueBound: the bound counts the records not acknowledged; a
 // record beyond it is refused, and room comes back with acknowledgements.
 func TestDiskQueueBound(t *testing.T) {
-	d, _ := openTestQueue(t, t.TempDir(), 64<<10)
+	d, _ := openTestQueue(t, winetest.TempDir(t), 64<<10)
 	defer d.close()
 	r := make([]byte, 1000-diskRecordHeader)
 	accepted := 0
@@ -124,7 +125,7 @@ func TestDiskQueueBound(t *testing.T) {
 // TestDiskQueueTornTail: a record half-written when the tap died is cut at
 // the next start; the records before it are kept.
 func TestDiskQueueTornTail(t *testing.T) {
-	dir := t.TempDir()
+	dir := winetest.TempDir(t)
 	d, _ := openTestQueue(t, dir, 1<<20)
 	for i := range 10 {
 		d.append(qrec(i))
@@ -157,7 +158,7 @@ func TestDiskQueueTornTail(t *testing.T) {
 // TestDiskQueueCorruptRecord: a record whose checksum fails is reported
 // and the rest of its segment skipped; the next segment is read.
 func TestDiskQueueCorruptRecord(t *testing.T) {
-	dir := t.TempDir()
+	dir := winetest.TempDir(t)
 	d, _ := openTestQueue(t, dir, 1<<20)
 	for i := range 3000 {
 		d.append(qrec(i))
@@ -182,7 +183,7 @@ func TestDiskQueueCorruptRecord(t *testing.T) {
 
 // TestDiskQueueLock: a second tap on the same directory is refused.
 func TestDiskQueueLock(t *testing.T) {
-	dir := t.TempDir()
+	dir := winetest.TempDir(t)
 	d, _ := openTestQueue(t, dir, 1<<20)
 	_, err := openDiskQueue(dir, 1<<20, func(string, ...any) {})
 	if !errors.Is(err, ErrDiskQueueInUse) {
@@ -201,7 +202,7 @@ func TestDiskQueueFullCounted(t *testing.T) {
 	rcv := newReceiver(t, nil)
 	addr := rcv.addr
 	rcv.stop()
-	sk := config.Sink{Type: "syslog", Network: "tcp", Address: addr, QueueSize: 50, DiskQueue: filepath.Join(t.TempDir(), "q"), DiskQueueMaxMB: 1}
+	sk := config.Sink{Type: "syslog", Network: "tcp", Address: addr, QueueSize: 50, DiskQueue: filepath.Join(winetest.TempDir(t), "q"), DiskQueueMaxMB: 1}
 	e := newSyslogLogs(t, sk, 10*time.Second)
 	// Log until the megabyte is full, then beyond.
 	s := e.lg.shippers[0]
@@ -258,7 +259,7 @@ func TestDiskQueueSurvivesTapKill(t *testing.T) {
 	rcv := newReceiver(t, nil)
 	addr := rcv.addr
 	rcv.stop()
-	dir := filepath.Join(t.TempDir(), "q")
+	dir := filepath.Join(winetest.TempDir(t), "q")
 	// Fewer than 16 KiB of events: only the sender's timed write puts
 	// them in the files (bulk writes are the other tests' part).
 	const logged = 30
