@@ -140,3 +140,31 @@ func (p *selfPAC) FindProxy(_ context.Context, t pac.Target) (pac.Decision, erro
 	hops, err := pac.ParseAnswer("PROXY " + p.addr)
 	return pac.Decision{Answer: "PROXY " + p.addr, Hops: hops, Elapsed: time.Microsecond}, err
 }
+
+// BenchmarkPlainSmallPAC is BenchmarkPlainSmallParent with the route
+// chosen by a PAC that names the same parent: the cost of a cached PAC
+// decision on the request path.
+func BenchmarkPlainSmallPAC(b *testing.B) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	b.Cleanup(origin.Close)
+	parent := testnet.NewParent(b, testnet.ParentOptions{})
+	eng := pacEngine(b, `function FindProxyForURL(url, host) {
+		if (dnsDomainIs(host, ".microsoftonline.com") || shExpMatch(host, "*.office.com")) return "DIRECT";
+		return "PROXY `+parent.Addr()+`";
+	}`)
+	h := newHarness(b, proxy.Options{PAC: eng, Log: benchLog()})
+	client := h.client()
+	client.Transport.(*http.Transport).DisableKeepAlives = false
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(origin.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	})
+}
