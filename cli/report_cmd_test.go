@@ -396,3 +396,22 @@ func TestReportCompare(t *testing.T) {
 		t.Errorf("one session accepted: %d %s", code, errOut.String())
 	}
 }
+
+// TestConfigErrorLanguage: a config that does not load is explained in the
+// language asked for on the command line.
+func TestConfigErrorLanguage(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "m365tap.yaml")
+	os.WriteFile(bad, []byte("listen_adress: x\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", bad, "--language", "ja", "report", "x.log"}, "m365tap: 設定エラー: listen_adress という設定キーはありません。"},
+		{[]string{"--config", bad, "report", "x.log"}, "m365tap: config: listen_adress: unknown key"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := Main(tc.args, &out, &errOut); code == 0 || !strings.HasPrefix(errOut.String(), tc.want) {
+			t.Errorf("%v: exit %d, %q", tc.args, code, errOut.String())
+		}
+	}
+}

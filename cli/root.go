@@ -36,7 +36,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(stderr, "m365tap:", err)
+		fmt.Fprintln(stderr, "m365tap:", errorText(err, args))
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code

@@ -1,6 +1,7 @@
 package messages
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/m365tap/m365tap/config"
 	"github.com/m365tap/m365tap/rules"
 )
 
@@ -194,4 +196,50 @@ func TestPrinter(t *testing.T) {
 	if ja.CauseTitle(c.ID.String()) != c.Title(rules.LangJA) || ja.CauseLink(c.ID.String()) != c.Link(rules.LangJA) {
 		t.Error("cause texts are not rules' own")
 	}
+}
+
+// TestConfigError: the commonest config errors read in the reader's
+// language, each setting on its line, a password still masked.
+func TestConfigError(t *testing.T) {
+	_, badValues := config.Load(config.LoadOptions{File: writeConfig(t, "log:\n  language: fr\nparent:\n  url: \"http://alice:s3cret@proxy example:3128\"\n"), Env: []string{}})
+	_, unknownKey := config.Load(config.LoadOptions{File: writeConfig(t, "listen_addr: x\n"), Env: []string{}})
+	if badValues == nil || unknownKey == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{badValues, []string{"設定エラー: log.language の値 \"fr\" は使用できません。使用できる値: ", "設定エラー: parent.url の値 "}},
+		{unknownKey, []string{"設定エラー: listen_addr という設定キーはありません。"}},
+	} {
+		ja, ok := For(rules.LangJA).ConfigError(tc.err)
+		if !ok {
+			t.Fatalf("not a config error: %v", tc.err)
+		}
+		for _, want := range tc.want {
+			if !strings.Contains(ja, want) {
+				t.Errorf("lacks %q:\n%s", want, ja)
+			}
+		}
+		if strings.Contains(ja, "s3cret") {
+			t.Errorf("password shown:\n%s", ja)
+		}
+		en, _ := For(rules.LangEN).ConfigError(tc.err)
+		if strings.Count(en, "\n") != strings.Count(ja, "\n") || !strings.HasPrefix(en, "config: ") {
+			t.Errorf("English:\n%s", en)
+		}
+	}
+	if _, ok := For(rules.LangEN).ConfigError(errors.New("other")); ok {
+		t.Error("a plain error taken for a config error")
+	}
+}
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "m365tap.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
