@@ -34,6 +34,9 @@ type Aggregate struct {
 	active      int // exchanges written by the active probe (probe_check)
 	passive     int // every other exchange: a client's
 	ncsiPassive int // clients' requests for an NCSI probe path
+	// Clients' exchanges that went out with the tap's own credentials
+	// (parent_auth "tap"), NCSI probe requests among them.
+	tapAuth, tapAuthNCSI int
 
 	// From the start records: the last one wins.
 	listen, version, parent, rulesVersion string
@@ -174,6 +177,12 @@ func (a *Aggregate) Add(r *Record) {
 	case "exchange":
 	default:
 		return
+	}
+	if r.ParentAuth == "tap" && r.ProbeCheck == "" {
+		a.tapAuth++
+		if r.Probe {
+			a.tapAuthNCSI++
+		}
 	}
 	if a.hosts == nil {
 		a.hosts = map[string]*hostAgg{}

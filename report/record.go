@@ -39,6 +39,9 @@ type Record struct {
 	Version      string `json:"version"`
 	Parent       string `json:"parent"`
 	RulesVersion string `json:"rules_version"`
+	// ParentAuth is the exchange's parent_auth: "tap" when the tap lent
+	// its own credentials (parent.auth.clients).
+	ParentAuth string `json:"parent_auth"`
 	// ExpressRoute is the start record's network.express_route.
 	ExpressRoute *bool `json:"express_route"`
 }
@@ -99,6 +102,8 @@ func (p *picker) AddString(k, v string) {
 		r.Version = v
 	case "parent":
 		r.Parent = v
+	case "parent_auth":
+		r.ParentAuth = v
 	case "rules_version":
 		r.RulesVersion = v
 	}

@@ -250,6 +250,9 @@ func (s *Summary) writeText(w io.Writer) error {
 	if line := s.settingsLine(p); line != "" {
 		b.WriteString(line + "\n")
 	}
+	for _, n := range s.Notices {
+		b.WriteString("\n" + p.T("notice.heading", nil) + " " + n.Text + "\n")
+	}
 	b.WriteString("\n")
 	if len(s.Verdict) == 0 {
 		b.WriteString(p.T("verdict.none", nil) + "\n")
@@ -353,6 +356,9 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 	b.WriteString("# " + mdText(p.T("report.title", nil)) + "\n\n" + mdText(s.headline(p)) + "\n")
 	if line := s.settingsLine(p); line != "" {
 		b.WriteString("\n" + mdText(line) + "\n")
+	}
+	for _, n := range s.Notices {
+		b.WriteString("\n**" + mdText(p.T("notice.heading", nil)) + "** " + mdText(n.Text) + "\n")
 	}
 	b.WriteString("\n## " + mdText(p.T("verdict.title", nil)) + "\n\n")
 	if len(s.Verdict) == 0 {

@@ -41,6 +41,10 @@ type Summary struct {
 	Endpoints []EndpointSummary `json:"endpoints"`
 	// Facts are what the events say only taken together.
 	Facts []Fact `json:"facts"`
+	// Notices qualify the whole report and come before the verdict: what
+	// the tap did that a PC without it would not (it lent its own
+	// credentials to the parent).
+	Notices []Fact `json:"notices,omitempty"`
 	// Article names the support article the causes come from.
 	Article Article `json:"article"`
 }
@@ -256,6 +260,14 @@ func (a *Aggregate) Summary(lang rules.Language) *Summary {
 		s.Verdict = append(s.Verdict, a.findings(id, cause, c, p)...)
 	}
 	s.Facts = a.facts(p)
+	if a.tapAuth > 0 {
+		id := "tap_authenticated"
+		if a.tapAuthNCSI > 0 {
+			id = "tap_authenticated_ncsi"
+		}
+		s.Notices = append(s.Notices, Fact{ID: id, Text: p.T("notice."+id,
+			messages.Args{"Count": a.tapAuth, "NCSI": a.tapAuthNCSI})})
+	}
 	return s
 }
 

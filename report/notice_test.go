@@ -1,0 +1,67 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/m365tap/m365tap/rules"
+)
+
+// TestNoticeTapAuthenticated: when the tap lent its own credentials to
+// clients' exchanges, every format says so before the verdict, in the
+// reader's language, and says more when NCSI probes were among them.
+func TestNoticeTapAuthenticated(t *testing.T) {
+	const (
+		start  = `{"level":"info","ts":"2026-12-03T10:00:00Z","msg":"start","listen":"127.0.0.1:8080","parent":"proxy.corp.example:3128"}`
+		client = `{"level":"info","ts":"2026-12-03T10:00:01Z","msg":"exchange","client":"10.0.0.5:50000","method":"GET","host":"intranet.example","port":80,"route":"parent","parent":"proxy.corp.example:3128","parent_auth":"tap","proxy_auth_scheme":"ntlm","outcome":"ok","class":"ok","status":200}`
+		probe  = `{"level":"info","ts":"2026-12-03T10:00:02Z","msg":"exchange","client":"10.0.0.5:50001","method":"GET","host":"www.msftconnecttest.com","port":80,"route":"parent","parent":"proxy.corp.example:3128","parent_auth":"tap","outcome":"ok","class":"ok","status":200,"rule_id":"ncsi-connecttest-v4","rule_source":"ncsi","required":true,"probe":true}`
+		relay  = `{"level":"info","ts":"2026-12-03T10:00:03Z","msg":"exchange","client":"10.0.0.6:50000","method":"GET","host":"intranet.example","port":80,"route":"parent","parent":"proxy.corp.example:3128","parent_auth":"relay","outcome":"ok","class":"ok","status":200}`
+	)
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  map[rules.Language]string // "" : no notice
+	}{
+		{"relay only", []string{start, relay}, map[rules.Language]string{rules.LangEN: "", rules.LangJA: ""}},
+		{"clients", []string{start, client, relay}, map[rules.Language]string{
+			rules.LangEN: "for 1 client exchanges that carried none", rules.LangJA: "通信 1 件について"}},
+		{"clients and ncsi", []string{start, client, probe, relay}, map[rules.Language]string{
+			rules.LangEN: "1 of them NCSI probe requests", rules.LangJA: "うち NCSI のプローブ 1 件"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a Aggregate
+			if _, err := a.Read(strings.NewReader(strings.Join(tc.lines, "\n") + "\n")); err != nil {
+				t.Fatal(err)
+			}
+			for lang, want := range tc.want {
+				s := a.Summary(lang)
+				for _, f := range []Format{FormatText, FormatMarkdown, FormatHTML, FormatJSON} {
+					var b bytes.Buffer
+					if err := s.Write(&b, f); err != nil {
+						t.Fatal(err)
+					}
+					out := b.String()
+					if want == "" {
+						if strings.Contains(out, "tap_authenticated") || strings.Contains(out, "parent.auth.clients") {
+							t.Errorf("%s %s: notice without tap credentials", lang, f)
+						}
+						continue
+					}
+					i := strings.Index(out, want)
+					if i < 0 {
+						t.Errorf("%s %s: no notice %q in\n%s", lang, f, want, out)
+						continue
+					}
+					if f == FormatJSON {
+						continue
+					}
+					// Before the verdict: the reader learns first what the run hides.
+					if v := strings.Index(out, s.printer().T("verdict.title", nil)); f != FormatText && v >= 0 && v < i {
+						t.Errorf("%s %s: notice after the verdict", lang, f)
+					}
+				}
+			}
+		})
+	}
+}
