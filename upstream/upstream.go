@@ -99,17 +99,21 @@ func (c *Conn) Dead() bool {
 	if c.br.Buffered() > 0 {
 		return true // unsolicited bytes: the framing is lost
 	}
-	_ = c.tcp.SetReadDeadline(time.Now())
-	_, err := c.br.Peek(1)
-	_ = c.tcp.SetReadDeadline(time.Time{})
+	return peerClosed(c.tcp)
+}
+
+// peerClosedDeadline is the portable peerClosed: a read with a deadline in
+// the past (three system calls).
+func peerClosedDeadline(tc *net.TCPConn) bool {
+	_ = tc.SetReadDeadline(time.Now())
+	var b [1]byte
+	_, err := tc.Read(b[:])
+	_ = tc.SetReadDeadline(time.Time{})
 	if err == nil {
-		return true
+		return true // bytes nobody asked for
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return false
-	}
-	return true
+	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // Connect sends "CONNECT target" with the given header fields (the client's
