@@ -1,7 +1,6 @@
 package report
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -138,18 +137,27 @@ func routeIndex(s string) int {
 }
 
 // clientAddress is the PC of a record: its address without the port; ""
-// for the active probe, which is the tap itself.
+// for the active probe, which is the tap itself. It is a substring of
+// r.Client, so the per-event path does not allocate; only an IPv4-mapped
+// IPv6 address is rewritten (to its IPv4 form, as the PC is known).
 func clientAddress(r *Record) string {
 	if r.Client == "" || r.ProbeCheck != "" {
 		return ""
 	}
-	if ap, err := netip.ParseAddrPort(r.Client); err == nil {
-		return ap.Addr().Unmap().String()
+	host := r.Client
+	if i := strings.LastIndexByte(host, ':'); i > 0 && !strings.HasSuffix(host[:i], ":") {
+		if host[0] == '[' && host[i-1] == ']' {
+			host = host[1 : i-1]
+		} else if !strings.Contains(host[:i], ":") {
+			host = host[:i]
+		}
 	}
-	if host, _, err := net.SplitHostPort(r.Client); err == nil {
-		return host
+	if strings.HasPrefix(host, "::ffff:") {
+		if a, err := netip.ParseAddr(host); err == nil {
+			return a.Unmap().String()
+		}
 	}
-	return r.Client
+	return host
 }
 
 // Add accounts one record. Records other than "exchange" and "start" are

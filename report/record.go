@@ -122,7 +122,10 @@ func (p *picker) AddBool(k string, v bool) {
 		// The exchange's express_route is its rule's flag; only the start
 		// record's is the network's.
 		if p.rec.Msg == "start" {
-			p.rec.ExpressRoute = &v
+			// A copy taken here, so that v itself does not escape and
+			// every other boolean costs no allocation.
+			er := v
+			p.rec.ExpressRoute = &er
 		}
 	}
 }

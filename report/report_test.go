@@ -399,3 +399,18 @@ func BenchmarkCollectorWrite(b *testing.B) {
 		coll.Write(ent, fields)
 	}
 }
+
+func TestClientAddress(t *testing.T) {
+	for _, tc := range []struct{ client, check, want string }{
+		{"127.0.0.11:5000", "", "127.0.0.11"},
+		{"[2001:db8::7]:5000", "", "2001:db8::7"},
+		{"[::ffff:10.0.0.5]:443", "", "10.0.0.5"},
+		{"10.0.0.9", "", "10.0.0.9"},
+		{"", "", ""},
+		{"127.0.0.1:5000", "tls", ""}, // the active probe is the tap, not a PC
+	} {
+		if got := clientAddress(&Record{Client: tc.client, ProbeCheck: tc.check}); got != tc.want {
+			t.Errorf("%q: %q, want %q", tc.client, got, tc.want)
+		}
+	}
+}
