@@ -119,6 +119,13 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 	if err != nil {
 		return err
 	}
+	// With parent.pac, each check takes the way out the PAC names for its
+	// host, as the PC's own traffic would.
+	stopPAC, err := startPAC(ctx, cfg, &opts, lg.Events)
+	if err != nil {
+		return err
+	}
+	defer stopPAC()
 	srv := proxy.New(opts)
 	targets := srv.ProbeTargets()
 	var checks []proxy.Check

@@ -46,13 +46,16 @@ func TestConnectTLS(t *testing.T) {
 		outcome    string
 		version    string
 		alert      any
+		cause      any
 	}{
-		{"tls13 ok", true, tls.VersionTLS13, "ok", "1.3", nil},
-		{"tls12 ok", true, tls.VersionTLS12, "ok", "1.2", nil},
-		{"tls13 rejected cert", false, tls.VersionTLS13, "tls_failure", "1.3", "encrypted"},
+		{"tls13 ok", true, tls.VersionTLS13, "ok", "1.3", nil, nil},
+		{"tls12 ok", true, tls.VersionTLS12, "ok", "1.2", nil, nil},
+		// The PC refused the certificate it was shown: what a TLS-inspecting
+		// device on the path causes, not an unreachable endpoint.
+		{"tls13 rejected cert", false, tls.VersionTLS13, "tls_failure", "1.3", "encrypted", "tls-inspection"},
 		// Go's client reports an unknown authority as bad_certificate; OpenSSL
 		// clients send unknown_ca. Either is plaintext in TLS 1.2.
-		{"tls12 rejected cert", false, tls.VersionTLS12, "tls_failure", "1.2", "bad_certificate"},
+		{"tls12 rejected cert", false, tls.VersionTLS12, "tls_failure", "1.2", "bad_certificate", "tls-inspection"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,7 +79,7 @@ func TestConnectTLS(t *testing.T) {
 			want(t, ev, map[string]any{
 				"method": "CONNECT", "outcome": tc.outcome, "status": 200, "route": "direct",
 				"tls_sni": "login.microsoftonline.com", "tls_version": tc.version, "tls_alert": tc.alert,
-				"rule_id": "56",
+				"rule_id": "56", "cause_id": tc.cause,
 			})
 			if tc.outcome == "ok" && (ev["bytes_up"].(float64) == 0 || ev["bytes_down"].(float64) == 0) {
 				t.Errorf("no bytes counted: %v", ev)

@@ -81,6 +81,9 @@ type exchange struct {
 	tlsSNI     string
 	tlsVersion string
 	tlsAlert   string
+	// tlsAlertClient: the alert was the client's (it refused what it was
+	// shown), not the upstream's.
+	tlsAlertClient bool
 
 	// Plain HTTP plumbing, embedded so a request allocates one record.
 	rw         responseWriter
@@ -320,6 +323,13 @@ func (ex *exchange) cause() *rules.Cause {
 		return nil
 	}
 	c, _ := ex.match.Cause(ex.outcome, ex.srv.opts.ExpressRoute)
+	if c != nil && (c.ID == rules.CauseRequiredEndpointUnreachable || c.ID == rules.CauseExpressRoutePath) &&
+		ex.outcome == rules.TLSFailure && ex.tlsAlertClient && rules.CertificateRejected(ex.tlsAlert) {
+		// The endpoint was reached; the PC refused the certificate it was
+		// shown, which a device inspecting TLS on the path presents: not
+		// an unreachable host, nor an ExpressRoute routing question.
+		c = rules.CauseByID(rules.CauseTLSInspection)
+	}
 	if c != nil && c.ID == rules.CauseDeviceProxySettings && (ex.credsRejected || ex.spnMismatch) {
 		// The proxy address is right and the client answered its 407: the
 		// account or the ticket's name is the problem, not the settings'

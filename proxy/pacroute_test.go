@@ -168,3 +168,41 @@ func BenchmarkPlainSmallPAC(b *testing.B) {
 		}
 	})
 }
+
+// TestPACProbeTargets: the active probe checks each target on the route
+// the PAC names for it, through the PAC's own proxy.
+func TestPACProbeTargets(t *testing.T) {
+	other := testnet.NewParent(t, testnet.ParentOptions{})
+	h := newHarness(t, proxy.Options{PAC: pacEngine(t, `function FindProxyForURL(url, host) {
+		if (host == "www.msftconnecttest.com") return "PROXY `+other.Addr()+`";
+		return "DIRECT";
+	}`)})
+	var ncsi, login *proxy.ProbeTarget
+	targets := h.srv.ProbeTargets()
+	for i := range targets {
+		switch t := &targets[i]; {
+		case t.Kind == proxy.CheckWeb && t.Host == "www.msftconnecttest.com" && ncsi == nil:
+			ncsi = t
+		case t.Kind == proxy.CheckTLS && t.Host == "login.microsoftonline.com":
+			login = t
+		}
+	}
+	if ncsi == nil || login == nil {
+		t.Fatal("probe targets missing")
+	}
+	if ncsi.Route != proxy.RouteParent || ncsi.Parent != other.Addr() || ncsi.PACResult != "PROXY "+other.Addr() {
+		t.Errorf("NCSI target: route %s parent %q pac %q", ncsi.Route, ncsi.Parent, ncsi.PACResult)
+	}
+	if len(ncsi.Routes) != 2 {
+		t.Errorf("NCSI target routes %v, want direct and the PAC's proxy", ncsi.Routes)
+	}
+	if login.Route != proxy.RouteDirect || login.PACResult != "DIRECT" {
+		t.Errorf("login target: route %s pac %q", login.Route, login.PACResult)
+	}
+	// The check through the PAC's proxy reaches it: the parent forwards
+	// and the probe host (unresolvable here) fails behind it, not at the tap.
+	r := h.srv.Check(context.Background(), ncsi.Check(proxy.RouteParent, nil))
+	ev := h.waitEvents(1)[0]
+	want(t, ev, map[string]any{"route": "parent", "parent": other.Addr()})
+	_ = r
+}

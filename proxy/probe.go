@@ -90,6 +90,8 @@ type Check struct {
 	Route Route
 	// RootCAs verify CheckTLS certificates; nil means the system roots.
 	RootCAs *x509.CertPool
+
+	parent *parentProxy // RouteParent through the PAC's proxy; nil: parent.url's
 }
 
 // Result is what one check found. The same facts are in its event.
@@ -141,11 +143,47 @@ type ProbeTarget struct {
 	// Routes are the routes to check: direct, then the parent when one is
 	// configured. DNS is never proxied, so DNS targets have direct only.
 	Routes []Route
+	// Parent is the parent checked on RouteParent: the proxy the PAC names
+	// for this target, or parent.url's ("").
+	Parent string
+	// PACResult is what the PAC answered for the target ("" without one).
+	PACResult string
+
+	parent *parentProxy
 }
 
 // Check returns the check of t on route.
 func (t ProbeTarget) Check(route Route, roots *x509.CertPool) Check {
-	return Check{Kind: t.Kind, Host: t.Host, Port: t.Port, Path: t.Path, Route: route, RootCAs: roots}
+	return Check{Kind: t.Kind, Host: t.Host, Port: t.Port, Path: t.Path, Route: route, RootCAs: roots, parent: t.parent}
+}
+
+// pacRoute puts the PAC's decision for t in it, as a client's exchange to
+// the same host would get it: the route the tap takes, and the PAC's
+// proxy to check the parent route through.
+func (s *Server) pacRoute(t *ProbeTarget) {
+	if s.opts.PAC == nil {
+		return
+	}
+	ex := &exchange{srv: s, host: t.Host, port: t.Port, connecting: t.Kind == CheckTLS, probe: t.Kind == CheckWeb}
+	ex.route = s.routeFor(t.Host, ex.probe)
+	var u *url.URL
+	if t.Kind == CheckWeb {
+		u = &url.URL{Scheme: "http", Host: hostPortString(t.Host, t.Port), Path: t.Path}
+		if t.Port == 80 {
+			u.Host = t.Host
+		}
+	}
+	s.routePAC(context.Background(), ex, u)
+	if !ex.pac {
+		return
+	}
+	t.PACResult, t.Route = ex.pacResult, ex.route
+	if ex.route == RouteParent && ex.parent != nil && ex.parent != s.parent {
+		t.parent, t.Parent = ex.parent, ex.parent.addr
+		if !slices.Contains(t.Routes, RouteParent) {
+			t.Routes = append(slices.Clip(t.Routes), RouteParent)
+		}
+	}
 }
 
 // ProbeTargets lists what the active probe checks with the rules now in
@@ -188,8 +226,10 @@ func (s *Server) ProbeTargets() []ProbeTarget {
 						continue
 					}
 					seen[key] = true
-					web = append(web, ProbeTarget{Kind: CheckWeb, Host: h, Port: port, Path: r.Probe.Path, RuleID: r.ID,
-						Required: required, Group: group, Route: s.routeFor(h, true), Routes: routes})
+					t := ProbeTarget{Kind: CheckWeb, Host: h, Port: port, Path: r.Probe.Path, RuleID: r.ID,
+						Required: required, Group: group, Route: s.routeFor(h, true), Routes: routes}
+					s.pacRoute(&t)
+					web = append(web, t)
 				}
 			case (kind == rules.KindCommonRequired || kind == rules.KindUserRequired) && allowsPort(r, 443):
 				for _, h := range concreteHosts(r.URLs) {
@@ -201,8 +241,10 @@ func (s *Server) ProbeTargets() []ProbeTarget {
 					if m := set.Match(h, 443); m.Rule != nil {
 						rid = m.Rule.ID
 					}
-					endpoints = append(endpoints, ProbeTarget{Kind: CheckTLS, Host: h, Port: 443, RuleID: rid,
-						Required: true, Route: s.routeFor(h, false), Routes: routes})
+					t := ProbeTarget{Kind: CheckTLS, Host: h, Port: 443, RuleID: rid,
+						Required: true, Route: s.routeFor(h, false), Routes: routes}
+					s.pacRoute(&t)
+					endpoints = append(endpoints, t)
 				}
 			}
 		}
@@ -291,12 +333,15 @@ func (s *Server) RunChecks(ctx context.Context, checks []Check, limit int, done 
 // it runs ends client_aborted, as a client that leaves does.
 func (s *Server) Check(ctx context.Context, c Check) Result {
 	c.Host = strings.TrimSuffix(strings.ToLower(c.Host), ".")
-	if c.Route == RouteParent && s.parent == nil {
+	if c.Route == RouteParent && s.parent == nil && c.parent == nil {
 		c.Route = RouteDirect
 	}
 	ex := &exchange{srv: s, id: s.nextID.Add(1), start: s.now(), host: c.Host, route: c.Route}
 	if c.Route == RouteParent {
 		ex.parent = s.parent
+		if c.parent != nil {
+			ex.parent = c.parent
+		}
 	}
 	ev := checkEvent{ex: ex, kind: c.Kind}
 	res := Result{Check: c}

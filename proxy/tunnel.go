@@ -327,7 +327,7 @@ func (c *tapConn) verdict() (rules.Outcome, error) {
 		return rules.TLSFailure, errors.New(side + " sent TLS alert " + alertName(alert) + " during the handshake")
 	}
 	if !c.up.handshakeDone && !c.up.notTLS && (c.up.encryptedAlert || c.up.smallAppData) {
-		c.ex.tlsAlert = "encrypted"
+		c.ex.tlsAlert, c.ex.tlsAlertClient = "encrypted", true
 		return rules.TLSFailure, errors.New("client ended the TLS handshake with an encrypted alert (certificate rejected?)")
 	}
 	if err := c.resetErr(); err != nil {
@@ -384,6 +384,7 @@ func (c *tapConn) noteAlert() (side string, alert int) {
 		side, alert = "upstream", c.down.alert
 	case c.up.alert >= 0:
 		side, alert = "client", c.up.alert
+		c.ex.tlsAlertClient = true
 	default:
 		return "", -1
 	}
