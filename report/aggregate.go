@@ -36,6 +36,9 @@ type Aggregate struct {
 	// Clients' exchanges that went out with the tap's own credentials
 	// (parent_auth "tap"), NCSI probe requests among them.
 	tapAuth, tapAuthNCSI int
+	// The PC's PAC (parent.pac): the last loaded, and failures to load.
+	pac, pacSHA string
+	pacFailed   int
 
 	// From the start records: the last one wins.
 	listen, version, parent, rulesVersion string
@@ -180,6 +183,15 @@ func (a *Aggregate) Add(r *Record) {
 		if r.ExpressRoute != nil {
 			er := *r.ExpressRoute
 			a.expressRoute = &er
+		}
+		return
+	case "pac_loaded":
+		a.pac, a.pacSHA = r.PAC, r.PACSHA256
+		return
+	case "pac_failed":
+		a.pacFailed++
+		if a.pac == "" {
+			a.pac = r.PAC
 		}
 		return
 	case "exchange":
@@ -437,11 +449,14 @@ type Failure struct {
 	// Client is the PC's address; empty for the active probe.
 	Client string `json:"client,omitempty"`
 	DestIP string `json:"dest_ip,omitempty"`
+	// PACResult is the PAC's answer behind the route taken.
+	PACResult string `json:"pac_result,omitempty"`
 }
 
 func failureOf(r *Record) Failure {
 	return Failure{Time: r.Time, Host: r.Host, Port: r.Port, Method: r.Method, Route: r.Route,
-		Outcome: r.Outcome, Error: r.Error, ProbeCheck: r.ProbeCheck, Client: clientAddress(r), DestIP: r.DestIP}
+		Outcome: r.Outcome, Error: r.Error, ProbeCheck: r.ProbeCheck, Client: clientAddress(r), DestIP: r.DestIP,
+		PACResult: r.PACResult}
 }
 
 // Collector is a zapcore.Core to tee onto the tap's event logger: it feeds

@@ -133,6 +133,9 @@ func (s *Summary) writeHTML(w io.Writer) error {
 		{p.T("settings.tap_version", nil), dash(st.TapVersion)},
 		{p.T("settings.span", nil), span},
 	}
+	if line := s.pacLine(p); line != "" {
+		v.Settings = append(v.Settings, htmlPair{p.T("settings.pac", nil), line})
+	}
 	for i, f := range s.Verdict {
 		hf := htmlFinding{Finding: f, Where: f.Where, Seen: f.seen(p),
 			Head:    p.T("finding.head", messages.Args{"N": i + 1, "Cause": f.CauseID, "Section": f.Section, "Title": f.Title}),

@@ -65,3 +65,45 @@ func TestNoticeTapAuthenticated(t *testing.T) {
 		})
 	}
 }
+
+// TestReportNamesThePAC: with parent.pac the report names the PAC and its
+// hash, says when it could not be loaded, and gives the PAC's answer
+// behind a failure.
+func TestReportNamesThePAC(t *testing.T) {
+	const (
+		start   = `{"level":"info","ts":"2026-12-03T10:00:00Z","msg":"start","listen":"127.0.0.1:8080","parent":"proxy.corp.example:3128"}`
+		loaded  = `{"level":"info","ts":"2026-12-03T10:00:00Z","msg":"pac_loaded","pac":"http://wpad.corp.example/wpad.dat","pac_sha256":"0123456789abcdef0123","pac_size":900,"pac_function":"FindProxyForURL"}`
+		failed  = `{"level":"warn","ts":"2026-12-03T10:00:00Z","msg":"pac_failed","pac":"http://wpad.corp.example/wpad.dat","error":"fetch failed","cause_id":"device-proxy-settings"}`
+		failure = `{"level":"warn","ts":"2026-12-03T10:00:01Z","msg":"exchange","client":"10.0.0.5:50000","method":"CONNECT","host":"login.microsoftonline.com","port":443,"route":"parent","parent":"10.9.9.9:8080","pac_result":"PROXY 10.9.9.9:8080","outcome":"parent_unreachable","class":"failed","status":502,"rule_id":"56","rule_source":"catalogue","service_area":"Common","required":true,"cause_id":"device-proxy-settings"}`
+	)
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		want  []string
+	}{
+		{"loaded", []string{start, loaded, failure}, []string{"http://wpad.corp.example/wpad.dat, SHA-256 0123456789ab", "(the PAC answered PROXY 10.9.9.9:8080)"}},
+		{"never loaded", []string{start, failed, failure}, []string{"could not be loaded (1 failed loads)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var a Aggregate
+			if _, err := a.Read(strings.NewReader(strings.Join(tc.lines, "\n") + "\n")); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []Format{FormatText, FormatHTML} {
+				var b bytes.Buffer
+				if err := a.Summary(rules.LangEN).Write(&b, f); err != nil {
+					t.Fatal(err)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(b.String(), w) {
+						t.Errorf("%s: %q missing in\n%s", f, w, b.String())
+					}
+				}
+			}
+			var b bytes.Buffer
+			if err := a.Summary(rules.LangJA).Write(&b, FormatText); err != nil || !strings.Contains(b.String(), "PAC ファイル (parent.pac)") {
+				t.Errorf("Japanese: %v\n%s", err, b.String())
+			}
+		})
+	}
+}

@@ -42,6 +42,11 @@ type Record struct {
 	// ParentAuth is the exchange's parent_auth: "tap" when the tap lent
 	// its own credentials (parent.auth.clients).
 	ParentAuth string `json:"parent_auth"`
+	// PAC and PACSHA256 name the PAC of a pac_loaded or pac_failed record;
+	// PACResult is what it answered for an exchange.
+	PAC       string `json:"pac"`
+	PACSHA256 string `json:"pac_sha256"`
+	PACResult string `json:"pac_result"`
 	// ExpressRoute is the start record's network.express_route.
 	ExpressRoute *bool `json:"express_route"`
 }
@@ -104,6 +109,12 @@ func (p *picker) AddString(k, v string) {
 		r.Parent = v
 	case "parent_auth":
 		r.ParentAuth = v
+	case "pac":
+		r.PAC = v
+	case "pac_sha256":
+		r.PACSHA256 = v
+	case "pac_result":
+		r.PACResult = v
 	case "rules_version":
 		r.RulesVersion = v
 	}

@@ -200,8 +200,31 @@ func (f *Failure) describe(p *messages.Printer, names map[string]string) string 
 	if f.Route != "" {
 		route = p.T("route."+f.Route, nil)
 	}
-	return p.T("failure.line", messages.Args{"Time": stamp(f.Time), "Request": req, "PC": who, "Route": route,
+	line := p.T("failure.line", messages.Args{"Time": stamp(f.Time), "Request": req, "PC": who, "Route": route,
 		"Outcome": f.Outcome, "Error": f.Error, "DestIP": f.DestIP})
+	if f.PACResult != "" {
+		line += " " + p.T("failure.pac", messages.Args{"Result": f.PACResult})
+	}
+	return line
+}
+
+// pacLine names the PC's PAC the session ran with, or "".
+func (s *Summary) pacLine(p *messages.Printer) string {
+	st := s.Settings
+	switch {
+	case st.PAC == "":
+		return ""
+	case st.PACSHA256 == "":
+		return p.T("report.pac.failed", messages.Args{"PAC": st.PAC, "Failed": st.PACFailed})
+	}
+	sha := st.PACSHA256
+	if len(sha) > 12 {
+		sha = sha[:12]
+	}
+	if st.PACFailed > 0 {
+		return p.T("report.pac.some_failed", messages.Args{"PAC": st.PAC, "SHA": sha, "Failed": st.PACFailed})
+	}
+	return p.T("report.pac", messages.Args{"PAC": st.PAC, "SHA": sha})
 }
 
 func pcLabel(addr, name string) string {
@@ -248,6 +271,9 @@ func (s *Summary) writeText(w io.Writer) error {
 	b.WriteString(p.T("report.title", nil) + "\n")
 	b.WriteString(s.headline(p) + "\n")
 	if line := s.settingsLine(p); line != "" {
+		b.WriteString(line + "\n")
+	}
+	if line := s.pacLine(p); line != "" {
 		b.WriteString(line + "\n")
 	}
 	for _, n := range s.Notices {
@@ -355,6 +381,9 @@ func (s *Summary) writeMarkdown(w io.Writer) error {
 	var b strings.Builder
 	b.WriteString("# " + mdText(p.T("report.title", nil)) + "\n\n" + mdText(s.headline(p)) + "\n")
 	if line := s.settingsLine(p); line != "" {
+		b.WriteString("\n" + mdText(line) + "\n")
+	}
+	if line := s.pacLine(p); line != "" {
 		b.WriteString("\n" + mdText(line) + "\n")
 	}
 	for _, n := range s.Notices {

@@ -57,6 +57,11 @@ type Settings struct {
 	ExpressRoute *bool  `json:"express_route,omitempty"`
 	RulesVersion string `json:"rules_version,omitempty"`
 	TapVersion   string `json:"tap_version,omitempty"`
+	// PAC is parent.pac and the SHA-256 of the script last loaded; PACFailed
+	// counts pac_failed records (the tap then routed without it).
+	PAC       string `json:"pac,omitempty"`
+	PACSHA256 string `json:"pac_sha256,omitempty"`
+	PACFailed int    `json:"pac_failed,omitempty"`
 }
 
 // Article is the Microsoft Japan support article, by its title.
@@ -213,7 +218,7 @@ func (a *Aggregate) Summary(lang rules.Language) *Summary {
 		NCSIProbes:  a.ncsiPassive,
 		PCs:         len(a.clients),
 		Settings: Settings{Listen: a.listen, Parent: a.parent, ExpressRoute: a.expressRoute,
-			RulesVersion: a.rulesVersion, TapVersion: a.version},
+			RulesVersion: a.rulesVersion, TapVersion: a.version, PAC: a.pac, PACSHA256: a.pacSHA, PACFailed: a.pacFailed},
 		Endpoints: []EndpointSummary{},
 		Clients:   []ClientSummary{},
 		Verdict:   []Finding{},
