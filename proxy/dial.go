@@ -51,6 +51,9 @@ type dialer struct {
 	parent         *parentProxy
 	now            func() time.Time
 	dests          destCache
+	// self reports an address that is one of the tap's own listeners: a
+	// name that resolves to the tap would loop through it (issue 15).
+	self func(netip.Addr, int) bool
 }
 
 // destCache remembers the address each destination was last dialled at, so
@@ -210,6 +213,13 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 		ip = ip.Unmap()
 		if i == 4 {
 			break
+		}
+		if d.self != nil && d.self(ip, port) {
+			if ex != nil {
+				ex.noteConnect(d.now().Sub(start), netip.Addr{})
+			}
+			return nil, newFailure(rules.Denied, errors.New("request targets the tap itself: "+
+				netip.AddrPortFrom(ip, uint16(port)).String()+" is one of its own listeners"))
 		}
 		var nd net.Dialer
 		c, err := nd.DialContext(ctx, "tcp", netip.AddrPortFrom(ip, uint16(port)).String())

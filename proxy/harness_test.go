@@ -44,6 +44,12 @@ type harness struct {
 // options' Rules (and Log, unless given) are filled in.
 func newHarness(t testing.TB, opts proxy.Options) *harness {
 	t.Helper()
+	return newHarnessOn(t, nil, opts)
+}
+
+// newHarnessOn is newHarness serving on ln (nil: a new 127.0.0.1 listener).
+func newHarnessOn(t testing.TB, ln net.Listener, opts proxy.Options) *harness {
+	t.Helper()
 	cat, err := rules.EmbeddedCatalogue()
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +70,10 @@ func newHarness(t testing.TB, opts proxy.Options) *harness {
 		opts.Log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(logs.EncoderConfig()), h.log, zapcore.DebugLevel))
 	}
 	h.srv = proxy.New(opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.addr = ln.Addr().String()
 	done := make(chan struct{})

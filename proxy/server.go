@@ -132,6 +132,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	listen []netip.AddrPort // our own listeners, for loop detection
+	local  map[netip.Addr]bool
 	// serving counts Serve calls under way, whose accept loops may still
 	// count a refused connection in inflight; stopping (under mu) keeps a
 	// Serve that starts after Shutdown from adding to it.
@@ -207,6 +208,7 @@ func New(opts Options) *Server {
 		headerTimeout:  opts.ResponseHeaderTimeout,
 		parent:         s.parent,
 		now:            s.now,
+		self:           s.isSelfAddr,
 	}
 	s.tr = &http.Transport{
 		// Routes come from the exchange, never from HTTP_PROXY.
@@ -589,6 +591,42 @@ func (s *Server) clientAllowed(remote string) bool {
 		}
 	}
 	return false
+}
+
+// isSelfAddr reports an address and port the tap itself listens on, as the
+// dialer sees them after resolving: a listener on a wildcard address is
+// every address of the machine (loopback, and each interface's, read once).
+func (s *Server) isSelfAddr(ip netip.Addr, port int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listen {
+		if int(l.Port()) != port {
+			continue
+		}
+		la := l.Addr().Unmap()
+		switch {
+		case la == ip:
+			return true
+		case la.IsUnspecified() && (ip.IsLoopback() || ip.IsUnspecified() || s.localAddrs()[ip]):
+			return true
+		}
+	}
+	return false
+}
+
+// localAddrs are the machine's interface addresses, read once; s.mu held.
+func (s *Server) localAddrs() map[netip.Addr]bool {
+	if s.local == nil {
+		s.local = map[netip.Addr]bool{}
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if p, err := netip.ParsePrefix(a.String()); err == nil {
+					s.local[p.Addr().Unmap()] = true
+				}
+			}
+		}
+	}
+	return s.local
 }
 
 // isSelf reports a request aimed at one of our own listeners, which would
