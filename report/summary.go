@@ -379,20 +379,24 @@ func (a *Aggregate) findings(id rules.CauseID, cause *rules.Cause, c *causeAgg, 
 		for r, n := range ch.routes {
 			ac.routes[r] += n
 		}
-		for r := range ch.rules {
-			ac.rules[r] = true
-		}
-		// The set the host is filed under, as in the endpoint table.
+		// The sets this host is filed under, as in the endpoint table:
+		// its tap rule replaced by the report's, host by host, so the
+		// result does not depend on the order the hosts are visited in
+		// (another host may be filed under the replaced set on its own).
+		refiled, filedAs := "", ""
 		if h := a.hosts[host]; a.Rules != nil && h != nil && host != "" && h.ruleID != "" {
 			m := a.Rules.Match(host, h.port)
-			if r := rules.ReportRule(m.All()); r != nil && !ac.rules[r.ID] {
-				for id := range ch.rules {
-					if id == h.ruleID {
-						delete(ac.rules, id)
-					}
-				}
-				ac.rules[r.ID] = true
+			if r := rules.ReportRule(m.All()); r != nil && r.ID != h.ruleID {
+				refiled, filedAs = h.ruleID, r.ID
 			}
+		}
+		for r := range ch.rules {
+			if r != refiled {
+				ac.rules[r] = true
+			}
+		}
+		if filedAs != "" {
+			ac.rules[filedAs] = true
 		}
 	}
 	var out []Finding
