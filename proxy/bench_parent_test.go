@@ -31,14 +31,19 @@ func BenchmarkPlainSmallParent(b *testing.B) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
 	b.Cleanup(origin.Close)
 	parent := testnet.NewParent(b, testnet.ParentOptions{})
-	h := newHarness(b, proxy.Options{Parent: parent.URL(), Log: benchLog()})
+	plainSmall(b, newHarness(b, proxy.Options{Parent: parent.URL(), Log: benchLog()}), origin.URL)
+}
+
+// plainSmall runs small keep-alive GETs of target through the tap in h,
+// from GOMAXPROCS clients.
+func plainSmall(b *testing.B, h *harness, target string) {
 	client := h.client()
 	client.Transport.(*http.Transport).DisableKeepAlives = false
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := client.Get(origin.URL)
+			resp, err := client.Get(target)
 			if err != nil {
 				b.Fatal(err)
 			}

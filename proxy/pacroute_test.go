@@ -152,21 +152,7 @@ func BenchmarkPlainSmallPAC(b *testing.B) {
 		if (dnsDomainIs(host, ".microsoftonline.com") || shExpMatch(host, "*.office.com")) return "DIRECT";
 		return "PROXY `+parent.Addr()+`";
 	}`)
-	h := newHarness(b, proxy.Options{PAC: eng, Log: benchLog()})
-	client := h.client()
-	client.Transport.(*http.Transport).DisableKeepAlives = false
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			resp, err := client.Get(origin.URL)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	})
+	plainSmall(b, newHarness(b, proxy.Options{PAC: eng, Log: benchLog()}), origin.URL)
 }
 
 // TestPACProbeTargets: the active probe checks each target on the route
