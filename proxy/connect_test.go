@@ -135,6 +135,10 @@ func TestConnectDialFailures(t *testing.T) {
 			}
 			ev := h.waitEvents(1)[0]
 			want(t, ev, map[string]any{"outcome": tc.outcome, "status": tc.status, "method": "CONNECT"})
+			if tc.name == "refused" {
+				// A failed connect names the address it tried (issue 13).
+				want(t, ev, map[string]any{"dest_ip": "127.0.0.1"})
+			}
 		})
 	}
 }

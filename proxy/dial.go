@@ -208,7 +208,10 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 	start := d.now()
 	ctx, cancel := context.WithTimeout(ctx, d.connectTimeout)
 	defer cancel()
-	var last error
+	var (
+		last  error
+		tried netip.Addr // the address whose failure is reported
+	)
 	for i, ip := range ips {
 		ip = ip.Unmap()
 		if i == 4 {
@@ -236,7 +239,7 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 			}
 			return c.(*net.TCPConn), nil
 		}
-		last = err
+		last, tried = err, ip
 		if ctx.Err() != nil {
 			break
 		}
@@ -249,7 +252,15 @@ func (d *dialer) dialAddrs(ctx context.Context, ex *exchange, ips []netip.Addr, 
 		}
 	}
 	if ex != nil {
-		ex.noteConnect(d.now().Sub(start), netip.Addr{})
+		// A failed connect names the address it tried: the ExpressRoute
+		// remedy compares it with the circuit's routes (issue 13).
+		// Through a parent, the address is the parent's, not the
+		// destination's, and is not dest_ip.
+		var dest netip.Addr
+		if ex.route != RouteParent {
+			dest = tried
+		}
+		ex.noteConnect(d.now().Sub(start), dest)
 	}
 	return nil, newFailure(classifyDial(last), last)
 }
