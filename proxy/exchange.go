@@ -81,6 +81,8 @@ type exchange struct {
 	tlsSNI     string
 	tlsVersion string
 	tlsAlert   string
+	// The leaf certificate the server side showed, TLS 1.2 and earlier.
+	tlsIssuer, tlsSubject string
 	// tlsAlertClient: the alert was the client's (it refused what it was
 	// shown), not the upstream's.
 	tlsAlertClient bool
@@ -250,6 +252,12 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if ex.tlsAlert != "" {
 		enc.AddString("tls_alert", ex.tlsAlert)
+	}
+	if ex.tlsIssuer != "" {
+		enc.AddString("tls_issuer", ex.tlsIssuer)
+	}
+	if ex.tlsSubject != "" {
+		enc.AddString("tls_subject", ex.tlsSubject)
 	}
 	if ex.probeBody != "" {
 		enc.AddString("probe_body", ex.probeBody)

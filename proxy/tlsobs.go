@@ -1,6 +1,9 @@
 package proxy
 
-import "strconv"
+import (
+	"crypto/x509"
+	"strconv"
+)
 
 // TLS record content types (RFC 8446 §5.1).
 const (
@@ -41,8 +44,13 @@ type tlsObserver struct {
 
 	hs          []byte // the first handshake message, reassembled
 	helloParsed bool
-	alertBuf    [2]byte
-	alertN      int
+	// Server side of TLS 1.2 and earlier: the handshake goes on in clear
+	// after the ServerHello, and its Certificate message carries the leaf
+	// the client is shown (issue 13: a TLS-inspecting device's issuer).
+	wantCert bool
+	leaf     []byte // the leaf certificate's DER, copied
+	alertBuf [2]byte
+	alertN   int
 
 	// Facts, read once both directions have ended.
 	notTLS         bool
@@ -149,6 +157,15 @@ func (o *tlsObserver) startRecord() {
 func (o *tlsObserver) payload(p []byte) {
 	switch o.recType {
 	case recHandshake:
+		if o.wantCert {
+			if len(o.hs)+len(p) > maxCertBytes {
+				o.wantCert, o.hs = false, nil
+				return
+			}
+			o.hs = append(o.hs, p...)
+			o.tryCertificate()
+			return
+		}
 		if o.helloParsed || len(o.hs)+len(p) > maxHelloBytes {
 			return
 		}
@@ -195,9 +212,48 @@ func (o *tlsObserver) tryHello() {
 		if o.version >= 0x0304 {
 			// Everything after a TLS 1.3 ServerHello is encrypted.
 			o.done = true
+		} else if o.version != 0 {
+			// The Certificate message follows, often in the same record.
+			o.wantCert = true
+			o.hs = append([]byte(nil), o.hs[4+msgLen:]...)
+			o.tryCertificate()
+			return
 		}
 	}
 	o.hs = nil
+}
+
+// maxCertBytes bounds what is buffered to find the leaf certificate.
+const maxCertBytes = 32 << 10
+
+// tryCertificate walks the server's handshake messages after the
+// ServerHello until the Certificate message's first entry (the leaf) is
+// complete. Only that prefix is needed, not the whole chain.
+func (o *tlsObserver) tryCertificate() {
+	for o.wantCert && len(o.hs) >= 4 {
+		msgLen := int(o.hs[1])<<16 | int(o.hs[2])<<8 | int(o.hs[3])
+		if o.hs[0] != 11 {
+			if len(o.hs) < 4+msgLen {
+				return
+			}
+			o.hs = o.hs[4+msgLen:] // not the Certificate message: skip it
+			continue
+		}
+		// certificate_list<3>, then the first certificate<3>.
+		if len(o.hs) < 10 {
+			return
+		}
+		certLen := int(o.hs[7])<<16 | int(o.hs[8])<<8 | int(o.hs[9])
+		if certLen == 0 || certLen > maxCertBytes {
+			o.wantCert, o.hs = false, nil
+			return
+		}
+		if len(o.hs) < 10+certLen {
+			return
+		}
+		o.leaf = append([]byte(nil), o.hs[10:10+certLen]...)
+		o.wantCert, o.hs = false, nil
+	}
 }
 
 // cursor is a bounds-checked reader over a handshake body.
@@ -351,4 +407,18 @@ func alertName(d int) string {
 		return n
 	}
 	return "alert_" + strconv.Itoa(d)
+}
+
+// maxCertName bounds an issuer or subject in the event.
+const maxCertName = 256
+
+// certNames reads the issuer and subject of a leaf certificate seen in
+// clear (RFC 2253 form, cut and made printable). Parsed once per tunnel,
+// at its end, and only when a TLS 1.2 server showed one.
+func certNames(der []byte) (issuer, subject string) {
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", ""
+	}
+	return printable([]byte(c.Issuer.String()), maxCertName), printable([]byte(c.Subject.String()), maxCertName)
 }

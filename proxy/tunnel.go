@@ -293,6 +293,10 @@ func (c *tapConn) finish() {
 		ex.tlsSNI = ex.tlsSNI[:maxSNI]
 	}
 	ex.tlsVersion = tlsVersionName(c.down.version)
+	if c.down.leaf != nil {
+		ex.tlsIssuer, ex.tlsSubject = certNames(c.down.leaf)
+		c.down.leaf = nil
+	}
 	o, err := c.verdict()
 	if o == rules.OK && c.idleClosed.Load() {
 		err = errors.New("closed after timeouts.tunnel_idle (" + c.idle.String() + ") without traffic")
