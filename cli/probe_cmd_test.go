@@ -176,10 +176,12 @@ func TestProbeCommand(t *testing.T) {
 				`(?m)^web +http://www\.msftconnecttest\.com/connecttest\.txt +ncsi-connecttest-v4 +either +ok +- +-$`,
 				`(?m)^dns_a +dns\.msftncsi\.com A +- +either +ok +- +-$`,
 				`(?m)^tls +login\.microsoftonline\.com:443 +56 +yes +ok +- +-$`,
-				`(?m)^tls +graph\.microsoft\.com:443 +56 +yes +tls_failure +- +required-endpoint-unreachable$`,
+				// The probe refused a certificate it was shown: what a
+				// device inspecting TLS on the path causes.
+				`(?m)^tls +graph\.microsoft\.com:443 +56 +yes +tls_failure +- +tls-inspection$`,
 				`(?m)^  tls graph\.microsoft\.com:443, direct: tls_failure: tls: failed to verify certificate: x509: certificate signed by unknown authority`,
 				`(?m)^88 checks: 1 required check failed on the route the tap uses\.$`,
-				`(?m)^required-endpoint-unreachable: A required endpoint of "Microsoft 365 Common and Office Online" cannot be reached$`,
+				`(?m)^tls-inspection: A device on the path presented its own certificate \(TLS inspection\), and the PC rejected it$`,
 			},
 		},
 		{

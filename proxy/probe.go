@@ -115,6 +115,9 @@ type Result struct {
 	DestIP netip.Addr
 	// TLSVersion is the negotiated version of a completed CheckTLS ("1.3").
 	TLSVersion string
+	// TLSIssuer is the issuer of the certificate CheckTLS was shown,
+	// trusted or not.
+	TLSIssuer string
 	// Skipped is true when the check never ran because its context was
 	// already done; such a check logs nothing.
 	Skipped  bool
@@ -380,6 +383,7 @@ func (s *Server) Check(ctx context.Context, c Check) Result {
 	}
 	res.UpstreamStatus, res.Answer, res.DestIP = ex.upstreamStatus, ex.probeBody, ex.destIP
 	res.TLSVersion = ex.tlsVersion
+	res.TLSIssuer = ex.tlsIssuer
 	res.Duration = s.now().Sub(ex.start)
 
 	lvl := zapcore.InfoLevel
@@ -586,6 +590,21 @@ func (s *Server) checkTLS(ctx context.Context, ex *exchange, c Check) {
 	tc := tls.Client(cc, &tls.Config{ServerName: c.Host, RootCAs: c.RootCAs})
 	_ = conn.SetDeadline(s.now().Add(s.opts.ResponseHeaderTimeout))
 	err = tc.HandshakeContext(ctx)
+	// The certificate the tap was shown, whatever the version: in TLS 1.3
+	// a PC's tunnel cannot show it, so the probe's is the one to compare
+	// with (a TLS-inspecting device's own issuer, issue 13).
+	var shown []*x509.Certificate
+	var cve *tls.CertificateVerificationError
+	switch {
+	case err == nil:
+		shown = tc.ConnectionState().PeerCertificates
+	case errors.As(err, &cve):
+		shown = cve.UnverifiedCertificates
+	}
+	if len(shown) > 0 {
+		ex.tlsIssuer = printable([]byte(shown[0].Issuer.String()), maxCertName)
+		ex.tlsSubject = printable([]byte(shown[0].Subject.String()), maxCertName)
+	}
 	if err == nil {
 		ex.tlsVersion = tlsVersionName(tc.ConnectionState().Version)
 		_ = tc.Close()
@@ -595,7 +614,9 @@ func (s *Server) checkTLS(ctx context.Context, ex *exchange, c Check) {
 	case ctx.Err() != nil:
 		ex.fail(rules.ClientAborted, err)
 	default:
-		ex.tlsAlert = alert
+		// The probe is the client: a certificate it refused is refused
+		// on the client's side, as a PC's would be.
+		ex.tlsAlert, ex.tlsAlertClient = alert, cve != nil
 		ex.fail(o, err)
 	}
 }

@@ -40,6 +40,7 @@ func portOf(t testing.TB, hostport string) int {
 // classification and cause table as the proxy's own exchanges.
 func TestCheck(t *testing.T) {
 	ca := testnet.NewCA(t)
+	other := testnet.NewCA(t) // an inspecting device's CA, which the probe does not trust
 	connectText := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "Microsoft Connect Test") }
 
 	type setup struct {
@@ -117,12 +118,16 @@ func TestCheck(t *testing.T) {
 			return setup{proxy.Options{Hosts: hostsFor(o.Listener.Addr().String(), "login.microsoftonline.com")},
 				proxy.Check{Kind: proxy.CheckTLS, Host: "login.microsoftonline.com", Port: 443, RootCAs: ca.Pool()}}
 		}, "ok", map[string]any{"method": "CONNECT", "port": 443, "tls_sni": "login.microsoftonline.com", "tls_version": "1.3",
-			"rule_id": "56", "probe_check": "tls", "url": nil, "status": nil}},
+			"rule_id": "56", "probe_check": "tls", "url": nil, "status": nil, "tls_issuer": ca.Cert().Subject.String()}},
+		// The probe refused the certificate: a device on the path showed
+		// its own (TLS 1.3, which a PC's tunnel cannot show), named by
+		// its issuer.
 		{"tls certificate from another CA", func(t *testing.T) setup {
-			o := tlsOrigin443(t, testnet.NewCA(t), http.NotFoundHandler(), 0, "login.microsoftonline.com")
+			o := tlsOrigin443(t, other, http.NotFoundHandler(), 0, "login.microsoftonline.com")
 			return setup{proxy.Options{Hosts: hostsFor(o.Listener.Addr().String(), "login.microsoftonline.com")},
 				proxy.Check{Kind: proxy.CheckTLS, Host: "login.microsoftonline.com", Port: 443, RootCAs: ca.Pool()}}
-		}, "tls_failure", map[string]any{"tls_alert": "bad_certificate", "cause_id": "required-endpoint-unreachable"}},
+		}, "tls_failure", map[string]any{"tls_alert": "bad_certificate", "cause_id": "tls-inspection",
+			"tls_issuer": other.Cert().Subject.String()}},
 		{"tls server alert", func(t *testing.T) setup {
 			srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 			srv.Listener.Close()
