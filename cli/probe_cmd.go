@@ -36,6 +36,7 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 		format      = rulesFormat("table")
 		caFile      string
 		concurrency int
+		hosts       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "probe",
@@ -76,13 +77,14 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runProbe(ctx, cfg, probeRun{roots: roots, concurrency: concurrency, json: format == "json"},
+			return runProbe(ctx, cfg, probeRun{roots: roots, concurrency: concurrency, json: format == "json", hosts: hosts},
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().Var(&format, "format", "output format: table or json")
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM file of CA certificates to verify the TLS checks with instead of the system roots")
 	cmd.Flags().IntVar(&concurrency, "concurrency", probeConcurrency, "checks run at the same time")
+	cmd.Flags().StringArrayVar(&hosts, "host", nil, "also check a TLS handshake with this host on port 443 (repeatable): a concrete name for a set the list names only by wildcard, such as a host seen in a session's log")
 	return cmd
 }
 
@@ -90,6 +92,7 @@ type probeRun struct {
 	roots       *x509.CertPool
 	concurrency int
 	json        bool
+	hosts       []string // --host: extra TLS targets
 }
 
 func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stderr io.Writer) (err error) {
@@ -128,6 +131,11 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 	defer stopPAC()
 	srv := proxy.New(opts)
 	targets := srv.ProbeTargets()
+	for _, h := range pr.hosts {
+		if h = strings.TrimSpace(h); h != "" {
+			targets = append(targets, srv.HostTarget(h))
+		}
+	}
 	var checks []proxy.Check
 	for _, t := range targets {
 		for _, r := range t.Routes {

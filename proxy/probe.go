@@ -261,6 +261,31 @@ func (s *Server) ProbeTargets() []ProbeTarget {
 	return append(out, endpoints...)
 }
 
+// HostTarget is a TLS check on port 443 of host, a concrete name for a set
+// the list names only by wildcard (*.officeapps.live.com): required when a
+// required rule matches it, on the route and through the proxy the tap
+// (and its PAC) would use for it.
+func (s *Server) HostTarget(host string) ProbeTarget {
+	host = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(host)), ".")
+	routes := []Route{RouteDirect}
+	if s.parent != nil {
+		routes = append(routes, RouteParent)
+	}
+	t := ProbeTarget{Kind: CheckTLS, Host: host, Port: 443, Route: s.routeFor(host, false), Routes: routes}
+	if set := s.rules(); set != nil {
+		if m := set.Match(host, 443); m.Rule != nil {
+			t.RuleID = m.Rule.ID
+			for _, r := range m.All() {
+				if k := rules.KindOf(r); k == rules.KindCommonRequired || k == rules.KindUserRequired {
+					t.Required = true
+				}
+			}
+		}
+	}
+	s.pacRoute(&t)
+	return t
+}
+
 // ProbeChecks is every check of ProbeTargets on each of its routes, in order.
 func (s *Server) ProbeChecks(roots *x509.CertPool) []Check {
 	var out []Check

@@ -342,3 +342,23 @@ func urlUser(user, pass string) *url.Userinfo { return url.UserPassword(user, pa
 // quietLog drops a fixture server's handshake errors, which these tests
 // cause on purpose.
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestHostTarget: a concrete name for a set the list names only by
+// wildcard is checked like the list's own hosts, and required when a
+// required set matches it.
+func TestHostTarget(t *testing.T) {
+	h := newHarness(t, proxy.Options{})
+	for _, tc := range []struct {
+		host     string
+		rule     string
+		required bool
+	}{
+		{"www.office.com", "147", true},
+		{"intranet.example", "", false},
+	} {
+		got := h.srv.HostTarget(tc.host)
+		if got.Kind != proxy.CheckTLS || got.Port != 443 || got.RuleID != tc.rule || got.Required != tc.required || got.Route != proxy.RouteDirect {
+			t.Errorf("HostTarget(%q) = %+v", tc.host, got)
+		}
+	}
+}
