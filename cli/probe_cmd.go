@@ -22,6 +22,7 @@ import (
 	"github.com/m365tap/m365tap/logs"
 	"github.com/m365tap/m365tap/messages"
 	"github.com/m365tap/m365tap/proxy"
+	"github.com/m365tap/m365tap/report"
 	"github.com/m365tap/m365tap/rules"
 )
 
@@ -37,6 +38,7 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 		caFile      string
 		concurrency int
 		hosts       []string
+		fromLogs    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "probe",
@@ -77,13 +79,14 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runProbe(ctx, cfg, probeRun{roots: roots, concurrency: concurrency, json: format == "json", hosts: hosts},
+			return runProbe(ctx, cfg, probeRun{roots: roots, concurrency: concurrency, json: format == "json", hosts: hosts, fromLogs: fromLogs},
 				cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().Var(&format, "format", "output format: table or json")
 	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM file of CA certificates to verify the TLS checks with instead of the system roots")
 	cmd.Flags().IntVar(&concurrency, "concurrency", probeConcurrency, "checks run at the same time")
+	cmd.Flags().StringArrayVar(&fromLogs, "from-log", nil, "also check every required host a session's log (JSON lines, gzip allowed) saw, the wildcard sets' included (repeatable)")
 	cmd.Flags().StringArrayVar(&hosts, "host", nil, "also check a TLS handshake with this host on port 443 (repeatable): a concrete name for a set the list names only by wildcard, such as a host seen in a session's log")
 	return cmd
 }
@@ -93,6 +96,31 @@ type probeRun struct {
 	concurrency int
 	json        bool
 	hosts       []string // --host: extra TLS targets
+	fromLogs    []string // --from-log: sessions whose required hosts are checked too
+}
+
+// logHosts are the hosts of required endpoints that the sessions in files
+// saw, excluding NCSI probes (checked on their own).
+func logHosts(files []string) ([]string, error) {
+	var a report.Aggregate
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, fmt.Errorf("probe: --from-log: %w", err)
+		}
+		_, err = a.Read(fh)
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("probe: --from-log %s: %w", f, err)
+		}
+	}
+	var out []string
+	for _, e := range a.Summary(rules.LangEN).Endpoints {
+		if e.Host != "" && e.Required && !e.Probe {
+			out = append(out, e.Host)
+		}
+	}
+	return out, nil
 }
 
 func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stderr io.Writer) (err error) {
@@ -131,9 +159,21 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 	defer stopPAC()
 	srv := proxy.New(opts)
 	targets := srv.ProbeTargets()
-	for _, h := range pr.hosts {
-		if h = strings.TrimSpace(h); h != "" {
-			targets = append(targets, srv.HostTarget(h))
+	extra, err := logHosts(pr.fromLogs)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if t.Kind == proxy.CheckTLS {
+			seen[t.Host] = true
+		}
+	}
+	for _, h := range append(extra, pr.hosts...) {
+		t := srv.HostTarget(h)
+		if t.Host != "" && !seen[t.Host] {
+			seen[t.Host] = true
+			targets = append(targets, t)
 		}
 	}
 	var checks []proxy.Check
