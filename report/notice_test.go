@@ -107,3 +107,25 @@ func TestReportNamesThePAC(t *testing.T) {
 		})
 	}
 }
+
+// TestFactTLSInspectionIssuer: a certificate rejection (cause
+// tls-inspection) is joined with the issuer of what was shown.
+func TestFactTLSInspectionIssuer(t *testing.T) {
+	const rec = `{"level":"warn","ts":"2026-12-03T10:00:01Z","msg":"exchange","client":"10.0.0.5:50000","method":"CONNECT","host":"login.microsoftonline.com","port":443,"route":"direct","outcome":"tls_failure","class":"failed","tls_version":"1.2","tls_alert":"bad_certificate","tls_issuer":"CN=Contoso Inspection CA,O=Contoso","rule_id":"56","rule_source":"catalogue","service_area":"Common","required":true,"cause_id":"tls-inspection"}`
+	var a Aggregate
+	if _, err := a.Read(strings.NewReader(rec + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	for lang, want := range map[rules.Language]string{
+		rules.LangEN: `login.microsoftonline.com: the certificate that was rejected was issued by "CN=Contoso Inspection CA,O=Contoso"`,
+		rules.LangJA: "login.microsoftonline.com: 拒否された証明書の発行者は「CN=Contoso Inspection CA,O=Contoso」です。",
+	} {
+		var b bytes.Buffer
+		if err := a.Summary(lang).Write(&b, FormatText); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s: %q missing in\n%s", lang, want, b.String())
+		}
+	}
+}

@@ -557,6 +557,20 @@ func (a *Aggregate) facts(p *messages.Printer) []Fact {
 		out = append(out, Fact{ID: "all_required_failed", Text: p.T("fact.all_required_failed",
 			messages.Args{"Exchanges": reqFail, "Hosts": reqHosts})})
 	}
+	// A certificate rejection joined with the issuer of what was shown:
+	// from the PC's own TLS 1.2 tunnel, or from the active probe for TLS
+	// 1.3, which a tunnel cannot show. It names the inspecting device.
+	var inspected []string
+	for host, hs := range a.hosts {
+		if host != "" && hs.issuer != "" && hs.cause == rules.CauseTLSInspection.String() {
+			inspected = append(inspected, host)
+		}
+	}
+	slices.Sort(inspected)
+	for _, host := range inspected {
+		out = append(out, Fact{ID: "tls_inspection_issuer", Text: p.T("fact.tls_inspection_issuer",
+			messages.Args{"Host": host, "Issuer": a.hosts[host].issuer})})
+	}
 	return out
 }
 
