@@ -28,11 +28,11 @@ const MaxReplayBody = 64 << 10
 // ErrBodyTooLarge: see MaxReplayBody.
 var ErrBodyTooLarge = errors.New("upstream: request body too large to replay through the tap's authentication handshake (limit 64 KiB)")
 
-// ConnectAuth is Connect with the tap's credentials: each leg's
-// Proxy-Authorization comes from hs, until the parent answers something
-// other than 407, hs gives up, or the legs run out. The last answer is
-// returned; a 407 then means the parent refused the tap's credentials.
-func (c *Conn) ConnectAuth(target string, h http.Header, hs Stepper, deadline time.Time) (*http.Response, error) {
+// handshake runs the legs of hs: send sends one leg with its
+// Proxy-Authorization value, until the parent answers something other than
+// 407, hs gives up, the legs run out or the connection cannot go on. The
+// last answer is returned; a 407 then means the parent refused.
+func (c *Conn) handshake(hs Stepper, send func(auth string) (*http.Response, error)) (*http.Response, error) {
 	var (
 		challenges []string
 		last       *http.Response
@@ -47,14 +47,22 @@ func (c *Conn) ConnectAuth(target string, h http.Header, hs Stepper, deadline ti
 			}
 			return nil, err
 		}
-		h.Set("Proxy-Authorization", v)
-		resp, err := c.Connect(target, h, deadline)
-		h.Del("Proxy-Authorization")
+		resp, err := send(v)
 		if err != nil || resp.StatusCode != http.StatusProxyAuthRequired || leg+1 >= maxLegs || !c.usable {
 			return resp, err
 		}
 		last, challenges = resp, resp.Header.Values("Proxy-Authenticate")
 	}
+}
+
+// ConnectAuth is Connect with the tap's credentials, each leg's
+// Proxy-Authorization from hs (see handshake).
+func (c *Conn) ConnectAuth(target string, h http.Header, hs Stepper, deadline time.Time) (*http.Response, error) {
+	return c.handshake(hs, func(auth string) (*http.Response, error) {
+		h.Set("Proxy-Authorization", auth)
+		defer h.Del("Proxy-Authorization")
+		return c.Connect(target, h, deadline)
+	})
 }
 
 // RoundTripAuth is RoundTrip with the tap's credentials. A body is kept in
@@ -71,33 +79,18 @@ func (c *Conn) RoundTripAuth(r *http.Request, hs Stepper, expectWait time.Durati
 		}
 		body = b
 	}
-	var (
-		challenges []string
-		last       *http.Response
-	)
-	for leg := 0; ; leg++ {
-		v, err := hs.Step(challenges)
-		if err != nil {
-			if last != nil {
-				return last, nil
-			}
-			return nil, err
-		}
+	return c.handshake(hs, func(auth string) (*http.Response, error) {
 		r2 := *r
 		// Every leg must find the connection open: the tap closes it
 		// itself once the exchange is done, whatever the client asked.
 		r2.Close = false
 		r2.Header = r.Header.Clone()
-		r2.Header.Set("Proxy-Authorization", v)
+		r2.Header.Set("Proxy-Authorization", auth)
 		if body != nil {
 			r2.Body = io.NopCloser(bytes.NewReader(body))
 			r2.ContentLength = int64(len(body))
 			r2.TransferEncoding = nil
 		}
-		resp, err := c.RoundTrip(&r2, expectWait, headDeadline())
-		if err != nil || resp.StatusCode != http.StatusProxyAuthRequired || leg+1 >= maxLegs || !c.usable {
-			return resp, err
-		}
-		last, challenges = resp, resp.Header.Values("Proxy-Authenticate")
-	}
+		return c.RoundTrip(&r2, expectWait, headDeadline())
+	})
 }
