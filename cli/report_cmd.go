@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -81,10 +82,17 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 					return err
 				}
 			}
-			clientNames, err := parseClientNames(names)
+			// clients.names, with --client-name winning for an address
+			// named in both.
+			clientNames := cfg.ClientNames()
+			flagNames, err := parseClientNames(names)
 			if err != nil {
 				return err
 			}
+			if len(flagNames) > 0 && clientNames == nil {
+				clientNames = map[string]string{}
+			}
+			maps.Copy(clientNames, flagNames)
 			// The catalogue files each host under its Common set; without
 			// it (a broken rules file) the tap's own choice stands.
 			set, _, setErr := ruleset.Load(cfg)
@@ -128,7 +136,7 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 		},
 	}
 	cmd.Flags().Var(&format, "format", "output format: text, json, markdown or html")
-	cmd.Flags().StringArrayVar(&names, "client-name", nil, "ADDRESS=NAME: show the PC at ADDRESS by NAME (repeatable)")
+	cmd.Flags().StringArrayVar(&names, "client-name", nil, "ADDRESS=NAME: show the PC at ADDRESS by NAME (repeatable; wins over clients.names)")
 	cmd.Flags().BoolVar(&compare, "compare", false, "compare two sessions A and B (each FILE[,FILE...]): what fails in one and works in the other")
 	cmd.Flags().StringVar(&labelA, "label-a", "", "name of session A in --compare (default: its first file's name)")
 	cmd.Flags().StringVar(&labelB, "label-b", "", "name of session B in --compare (default: its first file's name)")

@@ -60,6 +60,7 @@ func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags
 		return err
 	}
 	sess.rules = opts.Rules
+	sess.coll.SetNames(cfg.ClientNames())
 	opts.IdleTimeout = cfg.Timeouts.Idle
 	opts.ReadHeaderTimeout = cfg.Timeouts.ReadHeader
 	opts.TunnelLinger = cfg.Timeouts.TunnelLinger

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path"
@@ -41,7 +42,8 @@ func NewTailCommand(load func() (*config.Config, error)) *cobra.Command {
 			"it prints the last --lines events,\n" +
 			"then each new one as it is written, and keeps following when log rotation renames the\n" +
 			"file and starts a new one. Each event becomes one line: time, outcome, method, target,\n" +
-			"route, status, duration, rule, cause, error, after the outcome the PC's address; coloured when standard output is a terminal.\n" +
+			"route, status, duration, rule, cause, error, after the outcome the PC's address (with its\n" +
+			"name from clients.names); coloured when standard output is a terminal.\n" +
 			"Control characters in a record (escape sequences among them) are shown as escapes, never sent\n" +
 			"to the terminal.\n" +
 			"Without FILE it follows log.file; - reads standard input to its end.",
@@ -77,6 +79,9 @@ func NewTailCommand(load func() (*config.Config, error)) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			tp := &tailPrinter{w: out, filter: tf, color: isTerminal(out), loc: time.Local, msg: messages.For(lang)}
+			if cfgErr == nil {
+				tp.names = cfg.ClientNames()
+			}
 			if name == "-" {
 				return tp.copy(cmd.InOrStdin())
 			}
@@ -182,6 +187,8 @@ type tailPrinter struct {
 	loc    *time.Location
 	// msg renders the line's few words; nil is English.
 	msg *messages.Printer
+	// names are clients.names: a PC's address to the name shown beside it.
+	names map[string]string
 }
 
 func (p *tailPrinter) t(id string, args messages.Args) string {
@@ -201,6 +208,21 @@ func clientAddress(client string) string {
 		return host
 	}
 	return client
+}
+
+// client is the PC of an event as the report names it: NAME (ADDRESS)
+// when clients.names names it, else the address alone.
+func (p *tailPrinter) client(client string) string {
+	addr := clientAddress(client)
+	if len(p.names) == 0 || addr == "-" {
+		return addr
+	}
+	if a, err := netip.ParseAddr(addr); err == nil {
+		if name := p.names[a.Unmap().String()]; name != "" {
+			return name + " (" + a.Unmap().String() + ")"
+		}
+	}
+	return addr
 }
 
 const (
@@ -303,7 +325,7 @@ func (p *tailPrinter) format(e *tailEvent) string {
 	default:
 		outcome = p.paint(ansiYellow, outcome)
 	}
-	parts = append(parts, outcome, termSafe(clientAddress(e.Client)))
+	parts = append(parts, outcome, termSafe(p.client(e.Client)))
 	method := e.Method
 	if e.ProbeCheck != "" {
 		method = p.t("tail.probe", messages.Args{"Check": e.ProbeCheck})

@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -283,5 +285,68 @@ func TestTailFollowsRotation(t *testing.T) {
 				t.Errorf("lines %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestClientNamesShown: clients.names from the config names the PCs in
+// tail's lines and in the report, where --client-name wins for an address
+// named in both.
+func TestClientNamesShown(t *testing.T) {
+	utcTail(t)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "m365tap.yaml")
+	if err := os.WriteFile(cfgFile, []byte("clients:\n  names: [127.0.0.11=PC-RECEPTION, 127.0.0.13=PC-SALES-07]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join("..", "report", "testdata", "multi-pc.log")
+
+	var out, errOut bytes.Buffer
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := newRoot()
+	root.SetArgs([]string{"--config", cfgFile, "tail", "-"})
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetIn(bytes.NewReader(raw))
+	if err := root.Execute(); err != nil {
+		t.Fatal(err, errOut.String())
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		for _, want := range []string{" PC-RECEPTION (127.0.0.11) ", " PC-SALES-07 (127.0.0.13) ", " 127.0.0.12 "} {
+			if strings.Contains(l, want) {
+				seen[want] = true
+			}
+		}
+		if strings.Contains(l, " 127.0.0.11 ") || strings.Contains(l, " 127.0.0.13 ") {
+			t.Errorf("a named PC shown by its address alone: %s", l)
+		}
+	}
+	if len(seen) != 3 {
+		t.Errorf("tail lines show %v, want both names and the unnamed PC:\n%s", seen, out.String())
+	}
+
+	out.Reset()
+	if code := Main([]string{"--config", cfgFile, "report", "--format", "json", "--client-name", "127.0.0.13=PC-FLAG", logFile}, &out, &errOut); code != 0 {
+		t.Fatalf("report: %d %s", code, errOut.String())
+	}
+	var doc struct {
+		Clients []struct {
+			Address string `json:"address"`
+			Name    string `json:"name"`
+		} `json:"clients"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range doc.Clients {
+		got[c.Address] = c.Name
+	}
+	want := map[string]string{"127.0.0.11": "PC-RECEPTION", "127.0.0.12": "", "127.0.0.13": "PC-FLAG"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("report names %v, want %v (clients.names, --client-name winning)", got, want)
 	}
 }

@@ -72,6 +72,22 @@ func (c *Config) HostOverrides() map[string]netip.Addr {
 	return m
 }
 
+// ClientNames returns clients.names as the PC's address (unmapped, as
+// events show it) to its name; nil when empty. Malformed entries, which
+// Validate reports, are left out.
+func (c *Config) ClientNames() map[string]string {
+	if len(c.Clients.Names) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(c.Clients.Names))
+	for _, n := range c.Clients.Names {
+		if addr, name, ok := parseClientName(n); ok {
+			m[addr.String()] = name
+		}
+	}
+	return m
+}
+
 // AllowInterfaces reports whether access.allow holds the entry
 // "interfaces": admit the networks of the machine's own interfaces, read
 // when the tap starts, and loopback of both families (the container
@@ -114,6 +130,7 @@ func (c *Config) Redacted() Config {
 	r.Parent.Bypass = slices.Clone(c.Parent.Bypass)
 	r.DNS.Servers = slices.Clone(c.DNS.Servers)
 	r.Hosts = slices.Clone(c.Hosts)
+	r.Clients.Names = slices.Clone(c.Clients.Names)
 	r.Access.Allow = slices.Clone(c.Access.Allow)
 	r.Access.Ports = slices.Clone(c.Access.Ports)
 	r.Rules.Files = slices.Clone(c.Rules.Files)

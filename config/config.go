@@ -19,6 +19,7 @@ type Config struct {
 	Hosts    []string `mapstructure:"hosts"`
 	Timeouts Timeouts `mapstructure:"timeouts"`
 	Network  Network  `mapstructure:"network"`
+	Clients  Clients  `mapstructure:"clients"`
 	Access   Access   `mapstructure:"access"`
 	Rules    Rules    `mapstructure:"rules"`
 	Log      Log      `mapstructure:"log"`
@@ -95,6 +96,16 @@ type Timeouts struct {
 type Network struct {
 	// ExpressRoute: the customer uses Azure ExpressRoute.
 	ExpressRoute bool `mapstructure:"express_route"`
+}
+
+// Clients describes the PCs that use the tap, for the people who read
+// its output.
+type Clients struct {
+	// Names are ADDRESS=NAME entries: the PC at ADDRESS is shown as NAME
+	// beside its address by report and tail. A list of strings rather than
+	// a mapping because viper reads mapping keys as key paths: the dots of
+	// an IPv4 address (and the colons of an IPv6 one) would split it.
+	Names []string `mapstructure:"names"`
 }
 
 // Access is the tap's own policy.

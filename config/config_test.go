@@ -103,6 +103,7 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 			TunnelIdle:     20 * time.Minute,
 		},
 		Network: Network{ExpressRoute: true},
+		Clients: Clients{Names: []string{"10.0.0.21=PC-SALES-07", "2001:db8::21=Kiosk 2 (lobby)"}},
 		Access: Access{
 			Allow: []string{"192.0.2.0/24", "2001:db8::/32", "198.51.100.7"},
 			Ports: []int{443, 8443},
@@ -438,6 +439,8 @@ func TestBadFixtures(t *testing.T) {
 		{"hosts_ip", `config: hosts[0] = "login.microsoftonline.com=127.0.0.300": want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1`},
 		{"hosts_name", `config: hosts[0] = "login microsoftonline.com=127.0.0.1": want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1`},
 		{"hosts_duplicate", `config: hosts[1] = "LOGIN.microsoftonline.com.=127.0.0.2": want each name once; an earlier entry already maps it`},
+		{"clients_names", `config: clients.names[1] = "PC-SALES-08=10.0.0.22": want ADDRESS=NAME with an IP address and a name of 1 to 64 printable characters, such as 10.0.0.21=PC-SALES-07`},
+		{"clients_names_duplicate", `config: clients.names[1] = "::ffff:10.0.0.21=PC-SALES-08": want each address once; an earlier entry already names it`},
 		{"log_level", `config: log.level = "verbose": want debug, info, warn or error`},
 		{"log_format", `config: log.format = "xml": want json, ecs or cef`},
 		{"log_drain_timeout", `config: log.drain_timeout = "0s": want a duration greater than zero, such as 10s`},
@@ -612,6 +615,31 @@ func TestHostOverrides(t *testing.T) {
 	}
 	if got := c.HostOverrides(); !reflect.DeepEqual(got, want) {
 		t.Errorf("HostOverrides() = %v, want %v", got, want)
+	}
+}
+
+func TestClientNames(t *testing.T) {
+	c := mustLoad(t, LoadOptions{File: "testdata/good.yaml"})
+	want := map[string]string{"10.0.0.21": "PC-SALES-07", "2001:db8::21": "Kiosk 2 (lobby)"}
+	if got := c.ClientNames(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ClientNames() = %v, want %v", got, want)
+	}
+	// The environment's comma-separated list, an IPv4-mapped address
+	// unmapped as events show it, spaces around the = trimmed.
+	c = mustLoad(t, LoadOptions{Env: []string{"M365TAP_CLIENTS_NAMES=::ffff:10.0.0.5 = PC-A,10.0.0.6=PC-B"}})
+	want = map[string]string{"10.0.0.5": "PC-A", "10.0.0.6": "PC-B"}
+	if got := c.ClientNames(); !reflect.DeepEqual(got, want) {
+		t.Errorf("ClientNames() from the environment = %v, want %v", got, want)
+	}
+	if d := Default(); d.ClientNames() != nil {
+		t.Errorf("Default().ClientNames() = %v, want nil", d.ClientNames())
+	}
+	for _, bad := range []string{"10.0.0.5", "10.0.0.5=", "fe80::1%eth0=PC", "10.0.0.5=PC\x1b[31m", "10.0.0.5=" + strings.Repeat("x", 65)} {
+		d := Default()
+		d.Clients.Names = []string{bad}
+		if err := d.Validate(); err == nil {
+			t.Errorf("clients.names %q validated", bad)
+		}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/m365tap/m365tap/internal/passhash"
 )
@@ -22,6 +24,8 @@ const (
 	allowParentHTTPS   = "https parents are not supported yet; want http://[user:pass@]host:port"
 	allowBypass        = "want a host name, an IP address or a pattern such as *.example.com"
 	allowDNSServer     = "want IP:port such as 192.0.2.53:53 or [2001:db8::53]:53"
+	allowClientName    = "want ADDRESS=NAME with an IP address and a name of 1 to 64 printable characters, such as 10.0.0.21=PC-SALES-07"
+	allowDuplicatePC   = "want each address once; an earlier entry already names it"
 	allowHost          = "want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1"
 	allowPositive      = "want a duration greater than zero, such as 10s"
 	allowInterval      = "want zero (no active probe) or a positive duration such as 5m"
@@ -128,6 +132,19 @@ func (c *Config) Validate() error {
 			add(index("hosts", i), h, allowDuplicateHost)
 		default:
 			seenHost[name] = true
+		}
+	}
+
+	seenPC := map[netip.Addr]bool{}
+	for i, n := range c.Clients.Names {
+		addr, _, ok := parseClientName(n)
+		switch {
+		case !ok:
+			add(index("clients.names", i), n, allowClientName)
+		case seenPC[addr]:
+			add(index("clients.names", i), n, allowDuplicatePC)
+		default:
+			seenPC[addr] = true
 		}
 	}
 
@@ -501,6 +518,25 @@ func parseHost(entry string) (string, netip.Addr, bool) {
 		return "", netip.Addr{}, false
 	}
 	return strings.ToLower(strings.TrimSuffix(name, ".")), addr, true
+}
+
+// parseClientName splits a clients.names entry into the PC's address (an
+// IPv4-mapped IPv6 address unmapped, as events show it) and its name. The
+// name is shown in a terminal and in reports: control characters and
+// other unprintable runes are refused rather than escaped later.
+func parseClientName(entry string) (netip.Addr, string, bool) {
+	ip, name, ok := strings.Cut(entry, "=")
+	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
+	name = strings.TrimSpace(name)
+	if !ok || err != nil || addr.Zone() != "" || name == "" || utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
+		return netip.Addr{}, "", false
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return netip.Addr{}, "", false
+		}
+	}
+	return addr.Unmap(), name, true
 }
 
 // parsePrefix reads an access.allow entry; a bare address is a one-host prefix.

@@ -522,6 +522,14 @@ func (c *Collector) SetRules(s *rules.Set) {
 	c.st.mu.Unlock()
 }
 
+// SetNames sets the names the summary shows beside PCs' addresses
+// (Aggregate.Names, clients.names).
+func (c *Collector) SetNames(names map[string]string) {
+	c.st.mu.Lock()
+	c.st.agg.Names = names
+	c.st.mu.Unlock()
+}
+
 // Sync has nothing to flush.
 func (c *Collector) Sync() error { return nil }
 
