@@ -4,8 +4,16 @@
 # Go benchmarks. Everything listens on 127.0.0.1 only; every load loop is
 # bounded in time, and every process started here is killed when it ends.
 #
-#   bench/run.sh [quick|full]     quick: under 2 minutes; full: under 10 (with the
-#                                 SIEM outage run when rsyslogd is installed)
+#   bench/run.sh [quick|full|wrk] quick: under 2 minutes; full: under 10 (with the
+#                                 SIEM outage run when rsyslogd is installed);
+#                                 wrk: about 3 minutes, the plain keep-alive shape
+#                                 at 32 and 256 connections from wrk (Debian
+#                                 package wrk) and from the harness, same run
+#
+#   BENCH_REV=<commit>            measure that commit instead of the working tree
+#   BENCH_REV_B=<commit>          also measure this commit, as target m365tap-B,
+#                                 interleaved with the first (before/after)
+#   BENCH_ARGS="-reps 5 -dur 5s"  more harness flags (bench/harness -h)
 #
 # Squid and tinyproxy come from Debian's packages (installed here when
 # missing, which needs root); without them those columns are left out.
@@ -14,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
-case "$mode" in quick|full) ;; *) echo "usage: bench/run.sh [quick|full]" >&2; exit 2 ;; esac
+case "$mode" in quick|full|wrk) ;; *) echo "usage: bench/run.sh [quick|full|wrk]" >&2; exit 2 ;; esac
 out=${BENCH_OUT:-/tmp/m365tap-bench-$mode.md}
 
 if ! command -v squid >/dev/null || ! command -v tinyproxy >/dev/null; then
@@ -24,6 +32,14 @@ if ! command -v squid >/dev/null || ! command -v tinyproxy >/dev/null; then
   else
     echo "run.sh: squid/tinyproxy missing and not root; measuring without them" >&2
   fi
+fi
+wrkflag=()
+if [ "$mode" = wrk ]; then
+  if ! command -v wrk >/dev/null && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || true
+  fi
+  command -v wrk >/dev/null || { echo "run.sh: mode wrk needs wrk (Debian package wrk)" >&2; exit 1; }
+  wrkflag=(-wrk "$(command -v wrk)")
 fi
 
 # 10,000 idle tunnels need 20,000 descriptors in the proxy: take the hard limit.
@@ -35,22 +51,36 @@ ulimit -n "$(ulimit -Hn)"
 bin=$(mktemp -d)
 src=.
 trap 'rm -rf "$bin"' EXIT
+# unpack REV DIR: the commit's tree with this bench/ directory copied in.
+unpack() {
+  mkdir -p "$2"
+  git archive "$1" | tar -x -C "$2"
+  rm -rf "$2/bench" && cp -r bench "$2/bench"
+}
 if [ -n "${BENCH_REV:-}" ]; then
   src="$bin/src"
-  mkdir -p "$src"
-  git archive "$BENCH_REV" | tar -x -C "$src"
-  rm -rf "$src/bench" && cp -r bench "$src/bench"
+  unpack "$BENCH_REV" "$src"
   built="commit $(git rev-parse --short "$BENCH_REV")"
 else
   built="working tree at $(git rev-parse --short HEAD)"
   git diff --quiet HEAD -- . ':(exclude)bench' || built="$built + uncommitted changes"
 fi
 (cd "$src" && go build -o "$bin/m365tap" .)
+bflags=()
+if [ -n "${BENCH_REV_B:-}" ]; then
+  unpack "$BENCH_REV_B" "$bin/src-b"
+  (cd "$bin/src-b" && go build -o "$bin/m365tap-b" .)
+  bflags=(-tap-b "$bin/m365tap-b" -tap-b-name m365tap-B)
+  built="$built; m365tap-B: commit $(git rev-parse --short "$BENCH_REV_B")"
+fi
 go build -o "$bin/bareproxy" ./bench/bareproxy
 go build -o "$bin/harness" ./bench/harness
 
 echo "== proxies (bench/harness, $mode mode; load average $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-"$bin/harness" -mode "$mode" -m365tap "$bin/m365tap" -built "$built" -bareproxy "$bin/bareproxy" -conf bench -out "$out"
+# shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
+"$bin/harness" -mode "$mode" -m365tap "$bin/m365tap" -built "$built" -bareproxy "$bin/bareproxy" -conf bench -out "$out" \
+  "${wrkflag[@]}" "${bflags[@]}" ${BENCH_ARGS:-}
+[ "$mode" = wrk ] && { echo "report: $out" >&2; exit 0; }
 
 benchtime=200ms
 [ "$mode" = full ] && benchtime=1s

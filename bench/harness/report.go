@@ -158,9 +158,10 @@ func (r *report) markdown() string {
 		p("\n## %s\n\n", wl.title)
 		direct, hasDirect := r.summary(wl.id, "direct")
 		gp, hasGP := r.summary(wl.id, "goproxy")
+		sq, hasSq := r.summary(wl.id, "squid")
 		if wl.latency {
-			p("| target | %s (range) | ÷ direct | ÷ goproxy | p50 | p99 | proxy CPU | proxy cores | errors | redials | load (range) | others |\n", wl.unit)
-			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+			p("| target | %s (range) | ÷ direct | ÷ squid | ÷ goproxy | p50 | p99 | p99 ÷ squid | p99 ÷ goproxy | proxy CPU | CPU ÷ squid | CPU ÷ goproxy | proxy cores | generator cores | errors | redials | load (range) | others |\n", wl.unit)
+			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		} else {
 			p("| target | %s (range) | ÷ direct | ÷ goproxy | proxy CPU | proxy cores | errors | load (range) | others |\n", wl.unit)
 			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
@@ -192,7 +193,20 @@ func (r *report) markdown() string {
 			val := fmt.Sprintf("%.0f (%.0f–%.0f)", s.value, s.lo, s.hi)
 			load := fmt.Sprintf("%.2f (%.2f–%.2f)", s.load1, s.loadLo, s.loadHi)
 			if wl.latency {
-				p("| %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %.2f |\n", t.name, val, rd, rg, fmtDur(s.p50), fmtDur(s.p99), cpu, cores, s.errs, s.redials, load, s.others)
+				rs, p99s, p99g, cs, cg := "–", "–", "–", "–", "–"
+				if hasSq {
+					rs, p99s = ratio(s.value, sq.value), ratio(float64(s.p99), float64(sq.p99))
+					if t.proxy != nil {
+						cs = ratio(s.cpuPerOp, sq.cpuPerOp)
+					}
+				}
+				if hasGP {
+					p99g = ratio(float64(s.p99), float64(gp.p99))
+					if t.proxy != nil {
+						cg = ratio(s.cpuPerOp, gp.cpuPerOp)
+					}
+				}
+				p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.2f | %d | %d | %s | %.2f |\n", t.name, val, rd, rs, rg, fmtDur(s.p50), fmtDur(s.p99), p99s, p99g, cpu, cs, cg, cores, s.genCores, s.errs, s.redials, load, s.others)
 			} else {
 				p("| %s | %s | %s | %s | %s | %s | %d | %s | %.2f |\n", t.name, val, rd, rg, cpu, cores, s.errs, load, s.others)
 			}
@@ -202,36 +216,8 @@ func (r *report) markdown() string {
 		}
 	}
 
-	p("\n## Memory: RSS of a fresh proxy, idle and with idle tunnels\n\n")
-	p("Each proxy is restarted, serves one plain request and one tunnel, then idles %s; then tunnels to the TCP echo server are opened (32 at a time, each proven with one byte echoed) and left idle; RSS (VmRSS of the process and its children) is read %s after each step.\n\n", "1.5s", "1.5s")
-	p("| target | idle RSS | tunnels open | RSS | per tunnel (from idle) | ÷ goproxy per tunnel | descriptors per tunnel | time to open | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-	gpMem := r.mem["goproxy"]
-	for _, t := range r.targets {
-		m, ok := r.mem[t.name]
-		if !ok {
-			continue
-		}
-		if len(m.at) == 0 {
-			p("| %s | %s | – | – | – | – | – | – | %s |\n", t.name, kib(m.idleKiB), m.err)
-			continue
-		}
-		for i, pt := range m.at {
-			per := perTunnel(m, pt)
-			rg := "–"
-			if i < len(gpMem.at) {
-				rg = ratio(per, perTunnel(gpMem, gpMem.at[i]))
-			}
-			note := ""
-			if i == len(m.at)-1 {
-				note = m.err
-			}
-			fdsPer := "–"
-			if pt.open > 0 {
-				fdsPer = fmt.Sprintf("%.1f", float64(pt.fds-m.idleFDs)/float64(pt.open))
-			}
-			p("| %s | %s | %d | %s | %.1f KiB | %s | %s | %.1fs | %s |\n", t.name, kib(m.idleKiB), pt.open, kib(pt.rssKiB), per, rg, fdsPer, pt.secs, note)
-		}
-	}
+	r.generators(p)
+	r.memory(p)
 	if r.events > 0 {
 		p("\nm365tap wrote %d exchange events to its log file during the run (every request and tunnel of every workload, warm-up and readiness checks included). By outcome:", r.events)
 		keys := make([]string, 0, len(r.outcomes))
@@ -307,4 +293,88 @@ func (r *report) checks() []string {
 		}
 	}
 	return out
+}
+
+// generators sets the same shape from wrk and from the harness's client
+// side by side: where the two disagree, the generator is part of the
+// figure.
+func (r *report) generators(p func(string, ...any)) {
+	pairs := [][2]string{{"wrk32", "plain32"}, {"wrk256", "plain256"}}
+	var rows []string
+	for _, pr := range pairs {
+		for _, t := range r.targets {
+			w, ok1 := r.summary(pr[0], t.name)
+			h, ok2 := r.summary(pr[1], t.name)
+			if !ok1 || !ok2 {
+				continue
+			}
+			ws, okw := r.summary(pr[0], "squid")
+			hs, okh := r.summary(pr[1], "squid")
+			vs := func(a, b summary, ok bool, f func(summary) float64) string {
+				if !ok || t.name == "direct" {
+					return "–"
+				}
+				return ratio(f(a), f(b))
+			}
+			rate := func(x summary) float64 { return x.value }
+			p99 := func(x summary) float64 { return float64(x.p99) }
+			cpu := func(x summary) float64 { return x.cpuPerOp }
+			cpuS := func(x summary) string {
+				if t.proxy == nil {
+					return "–"
+				}
+				return fmt.Sprintf("%.0f µs", x.cpuPerOp)
+			}
+			rows = append(rows, fmt.Sprintf("| %s | %s | %.0f / %.0f | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2f / %.2f |",
+				pr[0][3:], t.name, w.value, h.value, fmtDur(w.p99), fmtDur(h.p99), cpuS(w), cpuS(h),
+				vs(w, ws, okw, rate), vs(h, hs, okh, rate), vs(w, ws, okw, p99), vs(h, hs, okh, p99), vs(w, ws, okw, cpu), vs(h, hs, okh, cpu),
+				w.genCores, h.genCores))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("\n## The same shape from two generators: wrk / the harness's client\n\n")
+	p("Plain keep-alive GETs of 128 B, medians of this run; each cell is wrk's figure / the harness's. `generator cores` is the CPU the load generator itself used (wrk: its rusage; the harness: its own process), taken from the same 2 cores as the proxy's.\n\n")
+	p("| connections | target | req/s | p99 | proxy CPU per request | rate ÷ squid | p99 ÷ squid | CPU ÷ squid | generator cores |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range rows {
+		p("%s\n", row)
+	}
+}
+
+// memory is the idle and idle-tunnel RSS table (not in wrk mode).
+func (r *report) memory(p func(string, ...any)) {
+	if len(r.mem) == 0 {
+		return
+	}
+	p("\n## Memory: RSS of a fresh proxy, idle and with idle tunnels\n\n")
+	p("Each proxy is restarted, serves one plain request and one tunnel, then idles %s; then tunnels to the TCP echo server are opened (32 at a time, each proven with one byte echoed) and left idle; RSS (VmRSS of the process and its children) is read %s after each step.\n\n", "1.5s", "1.5s")
+	p("| target | idle RSS | tunnels open | RSS | per tunnel (from idle) | ÷ goproxy per tunnel | descriptors per tunnel | time to open | note |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	gpMem := r.mem["goproxy"]
+	for _, t := range r.targets {
+		m, ok := r.mem[t.name]
+		if !ok {
+			continue
+		}
+		if len(m.at) == 0 {
+			p("| %s | %s | – | – | – | – | – | – | %s |\n", t.name, kib(m.idleKiB), m.err)
+			continue
+		}
+		for i, pt := range m.at {
+			per := perTunnel(m, pt)
+			rg := "–"
+			if i < len(gpMem.at) {
+				rg = ratio(per, perTunnel(gpMem, gpMem.at[i]))
+			}
+			note := ""
+			if i == len(m.at)-1 {
+				note = m.err
+			}
+			fdsPer := "–"
+			if pt.open > 0 {
+				fdsPer = fmt.Sprintf("%.1f", float64(pt.fds-m.idleFDs)/float64(pt.open))
+			}
+			p("| %s | %s | %d | %s | %.1f KiB | %s | %s | %.1fs | %s |\n", t.name, kib(m.idleKiB), pt.open, kib(pt.rssKiB), per, rg, fdsPer, pt.secs, note)
+		}
+	}
 }
