@@ -54,12 +54,13 @@ func NewReportCommand(load func() (*config.Config, error)) *cobra.Command {
 			"Each cause is split by where it was seen: on every PC that tried the host (look at the\n" +
 			"shared network path) or on one PC only (look at that PC), as the article asks. Hosts are\n" +
 			"filed under the Common endpoint set when several sets list them. --format html writes one\n" +
-			"self-contained file to attach to a ticket.\n" +
+			"self-contained file to attach to a ticket, for a report or a --compare.\n" +
 			"Without FILE it reads log.file and its rotated copies. Texts follow log.language (--language).",
 		Example: "  m365tap report m365tap-events.log m365tap-events-*.log.gz\n" +
 			"  m365tap report --format markdown --language ja m365tap-events.log\n" +
 			"  m365tap report --format html --client-name 10.0.0.21=PC-SALES-07 session.log > report.html\n" +
 			"  m365tap report --compare --label-a 'Wi-Fi, VPN' --label-b 'wired LAN' wifi.log,wifi-1.log.gz wired.log\n" +
+			"  m365tap report --compare --format html --language ja before.log after.log > compare.html\n" +
 			"  m365tap run | tee session.log; m365tap report - < session.log",
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {

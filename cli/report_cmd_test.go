@@ -395,6 +395,17 @@ func TestReportCompare(t *testing.T) {
 	}
 	out.Reset()
 	errOut.Reset()
+	// --format html: one file, in the language asked for.
+	if code := Main([]string{"--config", noCfg, "report", "--compare", "--format", "html", "--language", "ja", "--label-a", "Wi-Fi、VPN",
+		"--label-b", "有線 LAN", blocked, bypass}, &out, &errOut); code != 0 {
+		t.Fatalf("html: exit %d: %s", code, errOut.String())
+	}
+	if h := out.String(); !strings.HasPrefix(h, "<!DOCTYPE html>") || !strings.Contains(h, `<html lang="ja">`) ||
+		!strings.Contains(h, "Wi-Fi、VPN では失敗し、有線 LAN では成功しています") {
+		t.Errorf("the comparison's HTML:\n%s", h)
+	}
+	out.Reset()
+	errOut.Reset()
 	if code := Main([]string{"--config", noCfg, "report", "--compare", blocked}, &out, &errOut); code == 0 ||
 		!strings.Contains(errOut.String(), "--compare needs two sessions, A and B") {
 		t.Errorf("one session accepted: %d %s", code, errOut.String())

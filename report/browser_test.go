@@ -329,6 +329,29 @@ func TestHTMLInBrowser(t *testing.T) {
 				os.WriteFile(filepath.Join(d, "report-"+tc.lang.String()+".png"), v.screenshot, 0o644)
 				os.WriteFile(filepath.Join(d, "report-"+tc.lang.String()+".pdf"), v.pdf, 0o644)
 			}
+
+			// The comparison's file, in the same browser: no console
+			// message, no request, the conclusion first and in the DOM.
+			c := fixedComparison(t, tc.lang)
+			buf.Reset()
+			if err := c.Write(&buf, FormatHTML); err != nil {
+				t.Fatal(err)
+			}
+			page = filepath.Join(dir, "compare-"+tc.lang.String()+".html")
+			os.WriteFile(page, buf.Bytes(), 0o600)
+			opened := time.Now()
+			v = b.open(page)
+			t.Logf("comparison opened, captured and printed in %v", time.Since(opened).Round(time.Millisecond))
+			if len(v.console) > 0 || len(v.requests) > 0 {
+				t.Errorf("comparison: console %q, requests %q", v.console, v.requests)
+			}
+			ci, hi := strings.Index(v.dom, `id="conclusion"`), strings.Index(v.dom, `id="compare-table"`)
+			if ci < 0 || hi < ci || !strings.Contains(v.dom, c.Conclusion) || !strings.Contains(v.dom, `lang="`+tc.lang.String()+`"`) {
+				t.Errorf("comparison DOM: conclusion at %d, table at %d, %q present %v", ci, hi, c.Conclusion, strings.Contains(v.dom, c.Conclusion))
+			}
+			if d := os.Getenv("M365TAP_ARTIFACTS"); d != "" {
+				os.WriteFile(filepath.Join(d, "compare-"+tc.lang.String()+".png"), v.screenshot, 0o644)
+			}
 		})
 	}
 }

@@ -170,8 +170,8 @@ func Compare(a, b *Summary, labelA, labelB string) *Comparison {
 	return c
 }
 
-// Write renders the comparison as text, JSON or Markdown (HTML is not
-// offered for comparisons: text is written instead).
+// Write renders the comparison as text, JSON, Markdown or one
+// self-contained HTML file.
 func (c *Comparison) Write(w io.Writer, f Format) error {
 	if f == FormatJSON {
 		enc := json.NewEncoder(w)
@@ -181,6 +181,9 @@ func (c *Comparison) Write(w io.Writer, f Format) error {
 	}
 	l, _ := rules.ParseLanguage(c.Language)
 	p := messages.For(l)
+	if f == FormatHTML {
+		return c.writeHTML(w, p)
+	}
 	md := f == FormatMarkdown
 	var b strings.Builder
 	title := p.T("compare.title", messages.Args{"A": c.A.Label, "B": c.B.Label})

@@ -66,3 +66,32 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareGolden renders the comparison of the blocking parent with
+// the bypass in every format and both languages.
+func TestCompareGolden(t *testing.T) {
+	ext := map[Format]string{FormatText: "txt", FormatJSON: "json", FormatMarkdown: "md", FormatHTML: "html"}
+	for _, lang := range []rules.Language{rules.LangEN, rules.LangJA} {
+		c := fixedComparison(t, lang)
+		for _, f := range []Format{FormatText, FormatJSON, FormatMarkdown, FormatHTML} {
+			var b bytes.Buffer
+			if err := c.Write(&b, f); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(b.String(), "!(") {
+				t.Errorf("%s %s: a message is missing:\n%s", lang, f, b.String())
+			}
+			checkGolden(t, "compare-"+lang.String()+"."+ext[f]+".golden", b.Bytes())
+		}
+	}
+}
+
+// fixedComparison is the blocking parent (A) against the bypass (B): the
+// sign-in hosts fail in A and work in B.
+func fixedComparison(t *testing.T, lang rules.Language) *Comparison {
+	t.Helper()
+	blocked := readFiles(t, filepath.Join("testdata", "blocking-parent.log"))
+	bypass := readFiles(t, filepath.Join("testdata", "bypass.log"))
+	blocked.Rules, bypass.Rules = embeddedSet(t), embeddedSet(t)
+	return Compare(blocked.Summary(lang), bypass.Summary(lang), "through the parent", "bypassing it")
+}
