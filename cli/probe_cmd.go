@@ -47,7 +47,9 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 			"(GET the probe URL, expect 200 and the probe text), the NCSI DNS probe (dns.msftncsi.com:\n" +
 			"A 131.107.255.255, AAAA fd3e:4f5a:5b81::1, through dns.servers or the system resolver),\n" +
 			"and a TCP and TLS handshake on port 443 with every host named (not by a wildcard) in the\n" +
-			"required Common endpoint sets. Each check runs direct and, when parent.url is set, through\n" +
+			"required Common endpoint sets, and with the well-known hosts Office signs in and activates\n" +
+			"with (rules/data/signin-hosts.txt, from Microsoft's \"Network requests in Office for Mac\"),\n" +
+			"most of which the list names only by wildcard. Each check runs direct and, when parent.url is set, through\n" +
 			"the parent proxy, with the tap's own dialer, timeouts and classification; each writes an\n" +
 			"exchange event to log.file (standard output carries the table).\n\n" +
 			"The exit status is 1 when a required check fails on the route the tap sends that traffic\n" +
@@ -169,6 +171,9 @@ func runProbe(ctx context.Context, cfg *config.Config, pr probeRun, stdout, stde
 			seen[t.Host] = true
 		}
 	}
+	// The well-known sign-in and activation hosts come before --host: the
+	// list names most of them only by wildcard (*.officeapps.live.com).
+	extra = append(extra, rules.SignInHosts()...)
 	for _, h := range append(extra, pr.hosts...) {
 		t := srv.HostTarget(h)
 		if t.Host != "" && !seen[t.Host] {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -94,6 +95,13 @@ func newProbeNet(t *testing.T) *probeNet {
 			if tg.Host != pn.untrusted {
 				names = append(names, tg.Host)
 			}
+		}
+	}
+	// And the well-known sign-in hosts the probe adds, once each: the
+	// hosts config takes a name once.
+	for _, h := range rules.SignInHosts() {
+		if h != pn.untrusted && !slices.Contains(names, h) {
+			names = append(names, h)
 		}
 	}
 	good := testnet.ListenWellKnown(t, 443)
@@ -180,7 +188,10 @@ func TestProbeCommand(t *testing.T) {
 				// device inspecting TLS on the path causes.
 				`(?m)^tls +graph\.microsoft\.com:443 +56 +yes +tls_failure +- +tls-inspection$`,
 				`(?m)^  tls graph\.microsoft\.com:443, direct: tls_failure: tls: failed to verify certificate: x509: certificate signed by unknown authority`,
-				`(?m)^88 checks: 1 required check failed on the route the tap uses\.$`,
+				// A well-known sign-in host the list names only by
+				// wildcard (set 46, *.officeapps.live.com).
+				`(?m)^tls +ocws\.officeapps\.live\.com:443 +46 +yes +ok +- +-$`,
+				`(?m)^93 checks: 1 required check failed on the route the tap uses\.$`,
 				`(?m)^tls-inspection: A device on the path presented its own certificate \(TLS inspection\), and the PC rejected it$`,
 			},
 		},
@@ -194,7 +205,7 @@ func TestProbeCommand(t *testing.T) {
 			},
 		},
 		{
-			name: "blocking parent", dns: dnsRight, status: 1, failed: 84,
+			name: "blocking parent", dns: dnsRight, status: 1, failed: 89,
 			yaml: "parent:\n  url: " + parent.URL().String() + "\n",
 			lines: []string{
 				`(?m)^web +http://www\.msftconnecttest\.com/connecttest\.txt +ncsi-connecttest-v4 +either +ok +http_error\* +ncsi-no-internet$`,
@@ -214,7 +225,7 @@ func TestProbeCommand(t *testing.T) {
 			},
 		},
 		{
-			name: "blocking parent, probes direct", dns: dnsRight, status: 1, failed: 82,
+			name: "blocking parent, probes direct", dns: dnsRight, status: 1, failed: 87,
 			yaml: "parent:\n  url: " + parent.URL().String() + "\nprobes:\n  direct: true\n",
 			lines: []string{
 				`(?m)^web +http://www\.msftconnecttest\.com/connecttest\.txt +ncsi-connecttest-v4 +either +ok\* +http_error +ncsi-no-internet$`,
