@@ -341,9 +341,18 @@ func tlsConfig(o originInfo) *tls.Config {
 // to the TLS origin, full TLS handshake, one GET, close. Direct: the same
 // without the proxy.
 func runTunnels(t target, o originInfo, originPID, conc int, warm, dur time.Duration) sample {
+	return runTunnelsTLS(t, o, originPID, conc, 0, warm, dur)
+}
+
+// runTunnelsTLS is runTunnels with the client's highest TLS version
+// (0: TLS 1.3). Under TLS 1.2 the server's certificate crosses the tunnel
+// in clear, and the tap reads it (tls_issuer, tls_subject) before the
+// tunnel goes to splice; under TLS 1.3 it is encrypted.
+func runTunnelsTLS(t target, o originInfo, originPID, conc int, maxVersion uint16, warm, dur time.Duration) sample {
 	w := newWindow(warm, dur)
 	fill := measureCPU(w, t.proxy.pidOrZero(), originPID)
 	cfg := tlsConfig(o)
+	cfg.MaxVersion = maxVersion
 	// Connection: close makes the origin close first, so the proxy's
 	// upstream socket leaves no TIME_WAIT on an ephemeral port (Squid binds
 	// before connecting and would run out of ports otherwise).
@@ -541,4 +550,80 @@ func runMemory(p *proxyProc, o originInfo, counts []int) memResult {
 		}
 	}
 	return res
+}
+
+// runOpen: conc keep-alive connections that send at a fixed total rate
+// whatever the answers do (an open loop, as independent clients are): each
+// request has a scheduled start, and its latency is counted from that
+// start, so a proxy that stalls for 20 ms is charged 20 ms on every request
+// that should have gone out during the stall, not only on the few that
+// were in flight (a closed loop, wrk's and runPlain's, stops sending while
+// it waits and so hides most of a stall). A connection that falls behind
+// sends the late requests back to back.
+func runOpen(t target, o originInfo, originPID, conc int, rate float64, path string, warm, dur time.Duration) sample {
+	w := newWindow(warm, dur)
+	fill := measureCPU(w, t.proxy.pidOrZero(), originPID)
+	req := getRequest(t.viaProxy(), o.HTTP, path)
+	lat := make([][]time.Duration, conc)
+	interval := time.Duration(float64(conc) / rate * float64(time.Second))
+	start := time.Now()
+	var ops, errs atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			buf := make([]byte, 32<<10)
+			var c net.Conn
+			var br *bufio.Reader
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+			}()
+			// Connections are spread evenly over one interval.
+			next := start.Add(interval * time.Duration(i) / time.Duration(conc))
+			for next.Before(w.t1) {
+				if d := time.Until(next); d > 0 {
+					time.Sleep(d)
+				}
+				var r response
+				var err error
+				if c == nil {
+					if c, err = t.dialProxyOr(o.HTTP); err == nil {
+						_ = c.SetDeadline(w.t1.Add(10 * time.Second))
+						br = bufio.NewReaderSize(c, 16<<10)
+					} else {
+						c = nil
+					}
+				}
+				if err == nil {
+					if _, err = c.Write(req); err == nil {
+						r, err = readResponse(br, false, buf, nil)
+					}
+				}
+				en := time.Now()
+				if w.in(next, next) {
+					if err != nil || r.status != 200 {
+						errs.Add(1)
+					} else {
+						ops.Add(1)
+						lat[i] = append(lat[i], en.Sub(next))
+					}
+				}
+				if err != nil || r.close {
+					if c != nil {
+						c.Close()
+						c = nil
+					}
+				}
+				next = next.Add(interval)
+			}
+		}(i)
+	}
+	wg.Wait()
+	s := sample{ops: ops.Load(), errs: errs.Load()}
+	s.p50, s.p99 = percentiles(lat)
+	fill(&s)
+	return s
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -97,7 +98,18 @@ func main() {
 	squidLogs := flag.String("squid-log", "daemon", "Squid's access_log module: daemon (Debian's default: a log_file_daemon helper writes the file) or stdio (Squid writes it); comma-separated to run one Squid per module")
 	tapLog := flag.String("tap-log", "", "the event log file of m365tap (default: a file in the work directory); /dev/null to compare")
 	tapBLog := flag.String("tap-b-log", "", "the event log file of the -tap-b target")
+	openRate := flag.Float64("open-rate", 0, "adds the open32 workload: 32 connections sending this many requests per second in total, whatever the answers do (open loop)")
+	pin := flag.String("pin", "", "PROXY_CPUS/LOAD_CPUS, e.g. 0/1: run the proxies under taskset on the first, the origin and the generator (harness or wrk) on the second")
 	flag.Parse()
+	if *pin != "" {
+		var ok bool
+		if pinProxy, pinLoad, ok = strings.Cut(*pin, "/"); !ok || pinProxy == "" || pinLoad == "" {
+			fail(fmt.Errorf("-pin %q: want PROXY_CPUS/LOAD_CPUS, e.g. 0/1", *pin))
+		}
+		if err := pinSelf(pinLoad); err != nil {
+			fail(err)
+		}
+	}
 	m, ok := modes[*modeName]
 	if !ok {
 		fail(errors.New("mode must be quick, full or wrk"))
@@ -134,6 +146,12 @@ func main() {
 	rep.facts = machineFacts()
 	if *built != "" {
 		rep.facts = append(rep.facts, "m365tap built from: "+*built)
+	}
+	if *pin != "" {
+		rep.facts = append(rep.facts, "pinned (-pin "+*pin+"): proxies on CPU "+pinProxy+", origin and generator on CPU "+pinLoad)
+	}
+	if len(os.Args) > 1 {
+		rep.facts = append(rep.facts, "harness flags: "+strings.Join(os.Args[1:], " "))
 	}
 
 	origin, info, originStdin, err := startOrigin(dir, lifetime)
@@ -255,6 +273,18 @@ func main() {
 	if m.name == "wrk" {
 		// The same shape from both generators, in the same run.
 		workloads = []workload{workloads[len(workloads)-2], workloads[0], workloads[len(workloads)-1], workloads[1]}
+	}
+	if strings.Contains(","+*onlyWorkloads+",", ",tls12,") {
+		// Only on request: what the tap's reading of a TLS 1.2 certificate
+		// costs a tunnel, beside tls.
+		workloads = append(workloads, workload{id: "tls12", title: "CONNECT + TLS 1.2 handshake (ECDSA P-256, certificate in clear) + one GET + close, 32 clients", unit: "tunnels/s", latency: true,
+			run: func(t target) sample {
+				return runTunnelsTLS(t, info, originPID, 32, tls.VersionTLS12, modeWarm, modeDur)
+			}})
+	}
+	if *openRate > 0 {
+		workloads = append(workloads, workload{id: "open32", title: fmt.Sprintf("plain HTTP, 128 B responses, keep-alive, 32 connections, open loop at %.0f requests/s in total (latency from each request's scheduled start)", *openRate), unit: "req/s", latency: true,
+			run: func(t target) sample { return runOpen(t, info, originPID, 32, *openRate, "/small", modeWarm, modeDur) }})
 	}
 	if m.name == "full" {
 		workloads = append(workloads, workload{id: "large4", title: "large plain-HTTP bodies, 4 clients", unit: "MB/s",

@@ -90,7 +90,7 @@ func cleanEnv(extra ...string) []string {
 // bounded runs argv under timeout(1): whatever happens to the harness, the
 // proxy is killed after lifetime.
 func bounded(lifetime time.Duration, dir, logName string, env []string, argv ...string) (*exec.Cmd, error) {
-	args := append([]string{"-s", "KILL", strconv.Itoa(int(lifetime.Seconds())) + "s"}, argv...)
+	args := append([]string{"-s", "KILL", strconv.Itoa(int(lifetime.Seconds())) + "s"}, pinned(pinProxy, argv)...)
 	cmd := exec.Command("timeout", args...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -242,7 +242,8 @@ func startOrigin(dir string, lifetime time.Duration) (*exec.Cmd, originInfo, io.
 	if err != nil {
 		return nil, originInfo{}, nil, err
 	}
-	cmd := exec.Command(self, "origin", "-lifetime", lifetime.String())
+	argv := pinned(pinLoad, []string{self, "origin", "-lifetime", lifetime.String()})
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -312,4 +313,32 @@ func fdCount(pid int) int {
 		}
 	}
 	return n
+}
+
+// pinProxy and pinLoad (-pin) are CPU lists for taskset(1): the proxies on
+// one, the origin and the generator on the other, as a harness that
+// separates them would run. Empty: no pinning (the default: the scheduler
+// places everything, as on a PC). A Go program started on one CPU sets
+// GOMAXPROCS to 1.
+var pinProxy, pinLoad string
+
+// pinned prefixes argv with taskset when cpus is set; taskset execs the
+// program, so the process's pid stays the one the harness measures.
+func pinned(cpus string, argv []string) []string {
+	if cpus == "" {
+		return argv
+	}
+	return append([]string{"taskset", "-c", cpus}, argv...)
+}
+
+// pinSelf moves every thread of the harness (the generator) onto cpus.
+func pinSelf(cpus string) error {
+	if cpus == "" {
+		return nil
+	}
+	out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(os.Getpid())).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("taskset: %v: %s", err, out)
+	}
+	return nil
 }

@@ -68,8 +68,9 @@ func runWrk(t target, o originInfo, originPID, conc int, path string, dur time.D
 	secs := max(1, int(dur.Round(time.Second).Seconds()))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, wrkBin, "-t", strconv.Itoa(min(wrkThreads, conc)), "-c", strconv.Itoa(conc),
-		"-d", strconv.Itoa(secs)+"s", "--timeout", "10s", "--latency", "-s", script, url)
+	argv := pinned(pinLoad, []string{wrkBin})
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], "-t", strconv.Itoa(min(wrkThreads, conc)), "-c", strconv.Itoa(conc),
+		"-d", strconv.Itoa(secs)+"s", "--timeout", "10s", "--latency", "-s", script, url)...)
 	cmd.Env = cleanEnv()
 	var out strings.Builder
 	cmd.Stdout = &out
