@@ -57,6 +57,12 @@ func newWindow(warm, dur time.Duration) window {
 
 func (w window) in(st, en time.Time) bool { return !st.Before(w.t0) && !en.After(w.t1) }
 
+// ends: an operation counts in the window it ends in. Counting only those
+// that also start inside it would drop the conc operations in flight at
+// t0, which shortens a 0.7 s tunnel window by about 5 % of its tunnels and
+// raises CPU per tunnel by as much.
+func (w window) ends(en time.Time) bool { return !en.Before(w.t0) && !en.After(w.t1) }
+
 // measureCPU samples CPU counters at t0 and t1 while the workers run, and
 // returns a func that fills them in once the workers are done.
 func measureCPU(w window, proxyPID, originPID int) func(*sample) {
@@ -160,7 +166,7 @@ func runPlain(t target, o originInfo, originPID, conc int, path string, warm, du
 				}
 				en := time.Now()
 				if err != nil || r.status != 200 {
-					if w.in(st, en) {
+					if w.ends(en) {
 						errs.Add(1)
 					}
 					if c != nil {
@@ -172,7 +178,7 @@ func runPlain(t target, o originInfo, originPID, conc int, path string, warm, du
 					}
 					continue
 				}
-				if w.in(st, en) {
+				if w.ends(en) {
 					ops.Add(1)
 					lat[i] = append(lat[i], en.Sub(st))
 				}
@@ -369,7 +375,7 @@ func runTunnelsTLS(t target, o originInfo, originPID, conc int, maxVersion uint1
 				st := time.Now()
 				err := oneTunnel(t, o, cfg, req, buf, w.t1.Add(10*time.Second))
 				en := time.Now()
-				if !w.in(st, en) {
+				if !w.ends(en) {
 					continue
 				}
 				if err != nil {
