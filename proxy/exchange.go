@@ -83,6 +83,10 @@ type exchange struct {
 	tlsAlert   string
 	// The leaf certificate the server side showed, TLS 1.2 and earlier.
 	tlsIssuer, tlsSubject string
+	// tlsTrusted: whether the chain the active probe was shown verified
+	// against the system roots (or probe --ca-file); unknown for tunnels,
+	// which see the leaf without its intermediates.
+	tlsTrusted trust
 	// tlsAlertClient: the alert was the client's (it refused what it was
 	// shown), not the upstream's.
 	tlsAlertClient bool
@@ -258,6 +262,9 @@ func (ex *exchange) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	if ex.tlsSubject != "" {
 		enc.AddString("tls_subject", ex.tlsSubject)
+	}
+	if ex.tlsTrusted != trustUnknown {
+		enc.AddBool("tls_trusted", ex.tlsTrusted == trustYes)
 	}
 	if ex.probeBody != "" {
 		enc.AddString("probe_body", ex.probeBody)

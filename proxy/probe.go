@@ -629,6 +629,7 @@ func (s *Server) checkTLS(ctx context.Context, ex *exchange, c Check) {
 	if len(shown) > 0 {
 		ex.tlsIssuer = printable([]byte(shown[0].Issuer.String()), maxCertName)
 		ex.tlsSubject = printable([]byte(shown[0].Subject.String()), maxCertName)
+		ex.tlsTrusted = chainTrust(err, shown, c.RootCAs)
 	}
 	if err == nil {
 		ex.tlsVersion = tlsVersionName(tc.ConnectionState().Version)
@@ -644,6 +645,33 @@ func (s *Server) checkTLS(ctx context.Context, ex *exchange, c Check) {
 		ex.tlsAlert, ex.tlsAlertClient = alert, cve != nil
 		ex.fail(o, err)
 	}
+}
+
+// trust is whether a certificate chain verified against the roots in use.
+type trust uint8
+
+const (
+	trustUnknown trust = iota
+	trustYes
+	trustNo
+)
+
+// chainTrust says whether the chain shown to a check verifies against
+// roots (nil: the system's), whatever name it was issued for: a handshake
+// that failed only on the name was shown a trusted chain, which is not
+// what a device inspecting TLS with its own CA shows.
+func chainTrust(handshake error, shown []*x509.Certificate, roots *x509.CertPool) trust {
+	if handshake == nil {
+		return trustYes
+	}
+	inter := x509.NewCertPool()
+	for _, c := range shown[1:] {
+		inter.AddCert(c)
+	}
+	if _, err := shown[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter}); err != nil {
+		return trustNo
+	}
+	return trustYes
 }
 
 // classifyHandshake maps a failed handshake as the tunnel verdict does: a

@@ -118,7 +118,7 @@ func TestCheck(t *testing.T) {
 			return setup{proxy.Options{Hosts: hostsFor(o.Listener.Addr().String(), "login.microsoftonline.com")},
 				proxy.Check{Kind: proxy.CheckTLS, Host: "login.microsoftonline.com", Port: 443, RootCAs: ca.Pool()}}
 		}, "ok", map[string]any{"method": "CONNECT", "port": 443, "tls_sni": "login.microsoftonline.com", "tls_version": "1.3",
-			"rule_id": "56", "probe_check": "tls", "url": nil, "status": nil, "tls_issuer": ca.Cert().Subject.String()}},
+			"rule_id": "56", "probe_check": "tls", "url": nil, "status": nil, "tls_issuer": ca.Cert().Subject.String(), "tls_trusted": true}},
 		// The probe refused the certificate: a device on the path showed
 		// its own (TLS 1.3, which a PC's tunnel cannot show), named by
 		// its issuer.
@@ -127,7 +127,15 @@ func TestCheck(t *testing.T) {
 			return setup{proxy.Options{Hosts: hostsFor(o.Listener.Addr().String(), "login.microsoftonline.com")},
 				proxy.Check{Kind: proxy.CheckTLS, Host: "login.microsoftonline.com", Port: 443, RootCAs: ca.Pool()}}
 		}, "tls_failure", map[string]any{"tls_alert": "bad_certificate", "cause_id": "tls-inspection",
-			"tls_issuer": other.Cert().Subject.String()}},
+			"tls_issuer": other.Cert().Subject.String(), "tls_trusted": false}},
+		// A trusted chain for another name: refused, but the chain itself
+		// verifies against the roots, which an inspecting device's own CA
+		// does not.
+		{"tls trusted certificate for another name", func(t *testing.T) setup {
+			o := tlsOrigin443(t, ca, http.NotFoundHandler(), 0, "graph.microsoft.com")
+			return setup{proxy.Options{Hosts: hostsFor(o.Listener.Addr().String(), "login.microsoftonline.com")},
+				proxy.Check{Kind: proxy.CheckTLS, Host: "login.microsoftonline.com", Port: 443, RootCAs: ca.Pool()}}
+		}, "tls_failure", map[string]any{"tls_alert": "bad_certificate", "tls_issuer": ca.Cert().Subject.String(), "tls_trusted": true}},
 		{"tls server alert", func(t *testing.T) setup {
 			srv := httptest.NewUnstartedServer(http.NotFoundHandler())
 			srv.Listener.Close()
@@ -139,14 +147,15 @@ func TestCheck(t *testing.T) {
 			t.Cleanup(srv.Close)
 			return setup{proxy.Options{Hosts: hostsFor(srv.Listener.Addr().String(), "graph.microsoft.com")},
 				proxy.Check{Kind: proxy.CheckTLS, Host: "graph.microsoft.com", Port: 443, RootCAs: ca.Pool()}}
-		}, "tls_failure", map[string]any{"tls_alert": "handshake_failure", "error": "remote error: tls: handshake failure", "tls_version": nil}},
+		}, "tls_failure", map[string]any{"tls_alert": "handshake_failure", "error": "remote error: tls: handshake failure", "tls_version": nil,
+			"tls_trusted": nil}},
 		{"tls connect refused", func(t *testing.T) setup {
 			ln := listen443(t)
 			addr := ln.Addr().String()
 			ln.Close()
 			return setup{proxy.Options{Hosts: hostsFor(addr, "login.microsoftonline.com")},
 				proxy.Check{Kind: proxy.CheckTLS, Host: "login.microsoftonline.com", Port: 443}}
-		}, "connect_refused", map[string]any{"cause_id": "required-endpoint-unreachable", "tls_sni": nil}},
+		}, "connect_refused", map[string]any{"cause_id": "required-endpoint-unreachable", "tls_sni": nil, "tls_trusted": nil}},
 		{"tls reset", func(t *testing.T) setup {
 			s := testnet.Reset(t, testnet.ResetAfterRequest)
 			return setup{proxy.Options{Hosts: hostsFor(s.Addr(), "reset.test")},
