@@ -119,7 +119,7 @@ func (s *Server) RoundTrip(r *http.Request, _ *goproxy.ProxyCtx) (*http.Response
 // client's, or the tap's), the shared pool otherwise.
 func (s *Server) roundTrip(ex *exchange, r *http.Request) (*http.Response, error) {
 	if ex.route != RouteParent {
-		return s.tr.RoundTrip(r)
+		return s.sendPlain(ex, r)
 	}
 	ex.auth.mode = ParentAuthRelay
 	v := r.Header.Get("Proxy-Authorization")
@@ -138,7 +138,7 @@ func (s *Server) roundTrip(ex *exchange, r *http.Request) (*http.Response, error
 		ex.auth.mode, ex.auth.scheme = ParentAuthTap, s.tapAuth.c.Scheme()
 	}
 	if v == "" && !tap && !ex.cc.pinned() {
-		return s.tr.RoundTrip(r)
+		return s.sendPlain(ex, r)
 	}
 	resp, err := s.pinnedRoundTrip(ex, r, tap)
 	if err == nil && resp.Close {

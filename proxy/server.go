@@ -22,6 +22,7 @@ import (
 	"github.com/m365tap/m365tap/pac"
 	"github.com/m365tap/m365tap/proxyauth"
 	"github.com/m365tap/m365tap/rules"
+	"github.com/m365tap/m365tap/upstream"
 )
 
 // Options configures a Server. The zero value of each field is documented;
@@ -109,6 +110,7 @@ type Server struct {
 	log    *zap.Logger
 	gp     *goproxy.ProxyHttpServer
 	tr     *http.Transport
+	pool   *upstream.Pool // bodyless plain requests (plainpool.go)
 	dial   *dialer
 	parent *parentProxy
 	bypass hostPatterns
@@ -228,6 +230,7 @@ func New(opts Options) *Server {
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 	}
+	s.pool = upstream.NewPool(s.tr.MaxIdleConnsPerHost, s.tr.MaxIdleConns, opts.IdleTimeout)
 	gp := goproxy.NewProxyHttpServer()
 	gp.Tr = s.tr
 	gp.ConnectDial = nil // goproxy's default chains through HTTPS_PROXY
@@ -302,6 +305,7 @@ func (s *Server) Shutdown(grace time.Duration) {
 	s.tunnels.abortAll()
 	waitAtMost(&s.inflight, 5*time.Second)
 	s.tr.CloseIdleConnections()
+	s.pool.CloseIdle(true)
 }
 
 // waitAtMost waits for wg, or until d has passed.

@@ -19,6 +19,7 @@ package upstream
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -26,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,7 +56,20 @@ type Conn struct {
 	// Legs counts the 407 answers this connection carried, for the
 	// exchange that finally succeeds or fails on it.
 	Legs int
+
+	// A pooled connection (Pool.New) knows its pool and key; the rest is
+	// the pool's bookkeeping, under the pool's lock.
+	pool      *Pool
+	key       PoolKey
+	idle      bool
+	since     time.Time
+	timer     *time.Timer
+	served    int
+	aborted   atomic.Bool
+	stopWatch func() bool // ends Send's watch of its context
 }
+
+func newWriter(c net.Conn) *bufio.Writer { return bufio.NewWriterSize(c, 4096) }
 
 // NewConn wraps a connection to the parent.
 func NewConn(c *net.TCPConn) *Conn {
@@ -73,6 +88,9 @@ func (c *Conn) Usable() bool { return c.usable && !c.inUse }
 // Close closes the connection.
 func (c *Conn) Close() error {
 	c.usable = false
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 	return c.tcp.Close()
 }
 
@@ -254,7 +272,7 @@ func (c *Conn) RoundTrip(r *http.Request, expectWait time.Duration, headDeadline
 // wrapped itself, and a *bufio.Writer it does not wrap.
 func (c *Conn) write(r *http.Request) error {
 	if c.bw == nil {
-		c.bw = bufio.NewWriterSize(c.tcp, 4096)
+		c.bw = newWriter(c.tcp)
 	}
 	if err := r.WriteProxy(c.bw); err != nil {
 		return err
@@ -285,6 +303,9 @@ func (c *Conn) answer(r *http.Request, gate *continueGate) (*http.Response, erro
 			c.slurp(resp)
 			return resp, nil
 		}
+		if resp.Body == http.NoBody {
+			return resp, nil // nothing to read: the connection is free
+		}
 		c.inUse = true
 		resp.Body = &body{rc: resp.Body, c: c}
 		return resp, nil
@@ -300,12 +321,16 @@ type body struct {
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
+	if err != nil && b.c.aborted.Load() {
+		err = context.Canceled // the deadline was the abort's, not a timeout
+	}
 	if err != nil && !b.done {
 		b.done = true
 		b.c.inUse = false
 		if err != io.EOF {
 			b.c.usable = false
 		}
+		b.c.release()
 	}
 	return n, err
 }
@@ -317,6 +342,7 @@ func (b *body) Close() error {
 		b.done = true
 		b.c.inUse = false
 		b.c.usable = false
+		b.c.release()
 	}
 	return b.rc.Close()
 }
