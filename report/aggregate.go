@@ -77,8 +77,11 @@ type hostAgg struct {
 	// pcs counts, per PC, its ok and failed exchanges with the host.
 	pcs map[string]*pcCount
 	// issuer is the certificate issuer a failed handshake showed, when the
-	// tap could read it.
+	// tap could read it: the latest.
 	issuer string
+	// issuers are every issuer failed handshakes showed, with where each
+	// was seen, so that PCs behind different devices are told apart.
+	issuers []*issuerSeen
 	// The active probe's checks of the host: how many, how many failed,
 	// the latest outcome.
 	checks, checksFailed int
@@ -87,6 +90,48 @@ type hostAgg struct {
 }
 
 type pcCount struct{ ok, failed int }
+
+// issuerSeen is one issuer of rejected certificates for one host: the PCs
+// that were shown it, whether the active probe was, and whether the
+// probe's roots trust its chain.
+type issuerSeen struct {
+	name    string
+	pcs     map[string]bool
+	probe   bool
+	trusted *bool
+}
+
+// maxIssuers bounds the issuers kept per host; a path has one or two
+// inspecting devices, not dozens.
+const maxIssuers = 8
+
+// noteIssuer files a failed handshake's issuer under the PC (or the active
+// probe) that was shown it.
+func (h *hostAgg) noteIssuer(r *Record, pc string) {
+	h.issuer = r.TLSIssuer
+	var is *issuerSeen
+	for _, x := range h.issuers {
+		if x.name == r.TLSIssuer {
+			is = x
+		}
+	}
+	if is == nil {
+		if len(h.issuers) >= maxIssuers {
+			return
+		}
+		is = &issuerSeen{name: r.TLSIssuer, pcs: map[string]bool{}}
+		h.issuers = append(h.issuers, is)
+	}
+	switch {
+	case r.ProbeCheck != "":
+		is.probe = true
+		if r.TLSTrusted != nil {
+			is.trusted = r.TLSTrusted
+		}
+	case pc != "":
+		is.pcs[pc] = true
+	}
+}
 
 // causeAgg is one cause, by host.
 type causeAgg struct {
@@ -279,7 +324,7 @@ func (a *Aggregate) Add(r *Record) {
 			h.last, h.hasLast = failureOf(r), true
 		}
 		if r.TLSIssuer != "" {
-			h.issuer = r.TLSIssuer
+			h.noteIssuer(r, pc)
 		}
 	}
 	if r.CauseID != "" && (h.cause == "" || !r.Time.Before(h.causeTime)) {

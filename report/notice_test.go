@@ -109,23 +109,72 @@ func TestReportNamesThePAC(t *testing.T) {
 }
 
 // TestFactTLSInspectionIssuer: a certificate rejection (cause
-// tls-inspection) is joined with the issuer of what was shown.
+// tls-inspection) is joined with the issuer of what was shown; with the
+// active probe's tls_trusted false, it says the tap machine's roots do not
+// trust it; when PCs were shown different issuers, each is named with the
+// PCs (and the probe) it was shown to, not the last one for all.
 func TestFactTLSInspectionIssuer(t *testing.T) {
-	const rec = `{"level":"warn","ts":"2026-12-03T10:00:01Z","msg":"exchange","client":"10.0.0.5:50000","method":"CONNECT","host":"login.microsoftonline.com","port":443,"route":"direct","outcome":"tls_failure","class":"failed","tls_version":"1.2","tls_alert":"bad_certificate","tls_issuer":"CN=Contoso Inspection CA,O=Contoso","rule_id":"56","rule_source":"catalogue","service_area":"Common","required":true,"cause_id":"tls-inspection"}`
-	var a Aggregate
-	if _, err := a.Read(strings.NewReader(rec + "\n")); err != nil {
-		t.Fatal(err)
+	const (
+		pc1   = `{"level":"warn","ts":"2026-12-03T10:00:01Z","msg":"exchange","client":"10.0.0.5:50000","method":"CONNECT","host":"login.microsoftonline.com","port":443,"route":"direct","outcome":"tls_failure","class":"failed","tls_version":"1.2","tls_alert":"bad_certificate","tls_issuer":"CN=Contoso Inspection CA,O=Contoso","rule_id":"56","rule_source":"catalogue","service_area":"Common","required":true,"cause_id":"tls-inspection"}`
+		pc2   = `{"level":"warn","ts":"2026-12-03T10:00:02Z","msg":"exchange","client":"10.0.0.6:50001","method":"CONNECT","host":"login.microsoftonline.com","port":443,"route":"direct","outcome":"tls_failure","class":"failed","tls_version":"1.2","tls_alert":"unknown_ca","tls_issuer":"CN=Branch Firewall CA","rule_id":"56","rule_source":"catalogue","service_area":"Common","required":true,"cause_id":"tls-inspection"}`
+		probe = `{"level":"warn","ts":"2026-12-03T10:00:03Z","msg":"exchange","client":"","method":"CONNECT","host":"login.microsoftonline.com","port":443,"route":"direct","outcome":"tls_failure","class":"failed","tls_alert":"bad_certificate","tls_issuer":"CN=Contoso Inspection CA,O=Contoso","tls_trusted":false,"rule_id":"56","rule_source":"catalogue","service_area":"Common","required":true,"probe_check":"tls","cause_id":"tls-inspection"}`
+	)
+	cases := []struct {
+		name    string
+		records []string
+		want    map[rules.Language][]string
+		absent  []string
+		issuers int
+	}{
+		{"one PC, TLS 1.2", []string{pc1}, map[rules.Language][]string{
+			rules.LangEN: {`login.microsoftonline.com: the certificate that was rejected was issued by "CN=Contoso Inspection CA,O=Contoso". When`},
+			rules.LangJA: {"login.microsoftonline.com: 拒否された証明書の発行者は「CN=Contoso Inspection CA,O=Contoso」です。"},
+		}, []string{"not trusted"}, 1},
+		{"the PC and the probe, one issuer the tap's roots do not trust", []string{pc1, probe}, map[rules.Language][]string{
+			rules.LangEN: {`issued by "CN=Contoso Inspection CA,O=Contoso" (not trusted by the root certificates of the machine the tap runs on). When`},
+			rules.LangJA: {"「CN=Contoso Inspection CA,O=Contoso」 (m365tap を実行しているコンピューターの信頼されたルート証明書では検証できない発行者)です。"},
+		}, nil, 1},
+		{"two PCs behind different devices", []string{pc1, pc2, probe}, map[rules.Language][]string{
+			rules.LangEN: {`login.microsoftonline.com: the certificates that were rejected came from 2 issuers, so the PCs do not all pass the same device: ` +
+				`"CN=Contoso Inspection CA,O=Contoso" (not trusted by the root certificates of the machine the tap runs on) shown to PC-RECEPTION (10.0.0.5), the tap's active probe / ` +
+				`"CN=Branch Firewall CA" shown to 10.0.0.6.`},
+			rules.LangJA: {"拒否された証明書の発行者は 2 種類あり", "「CN=Branch Firewall CA」 (提示先: 10.0.0.6)"},
+		}, []string{"the certificate that was rejected was issued by"}, 2},
 	}
-	for lang, want := range map[rules.Language]string{
-		rules.LangEN: `login.microsoftonline.com: the certificate that was rejected was issued by "CN=Contoso Inspection CA,O=Contoso"`,
-		rules.LangJA: "login.microsoftonline.com: 拒否された証明書の発行者は「CN=Contoso Inspection CA,O=Contoso」です。",
-	} {
-		var b bytes.Buffer
-		if err := a.Summary(lang).Write(&b, FormatText); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(b.String(), want) {
-			t.Errorf("%s: %q missing in\n%s", lang, want, b.String())
-		}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := Aggregate{Names: map[string]string{"10.0.0.5": "PC-RECEPTION"}}
+			if _, err := a.Read(strings.NewReader(strings.Join(tc.records, "\n") + "\n")); err != nil {
+				t.Fatal(err)
+			}
+			for lang, wants := range tc.want {
+				var b bytes.Buffer
+				if err := a.Summary(lang).Write(&b, FormatText); err != nil {
+					t.Fatal(err)
+				}
+				for _, want := range wants {
+					if !strings.Contains(b.String(), want) {
+						t.Errorf("%s: %q missing in\n%s", lang, want, b.String())
+					}
+				}
+				for _, no := range tc.absent {
+					if strings.Contains(b.String(), no) {
+						t.Errorf("%s: %q in\n%s", lang, no, b.String())
+					}
+				}
+			}
+			var login *EndpointSummary
+			for i, e := range a.Summary(rules.LangEN).Endpoints {
+				if e.Host == "login.microsoftonline.com" {
+					login = &a.Summary(rules.LangEN).Endpoints[i]
+				}
+			}
+			if login == nil || len(login.TLSIssuers) != tc.issuers {
+				t.Fatalf("endpoint issuers: %+v", login)
+			}
+			if is := login.TLSIssuers[0]; len(is.PCs) != 1 || is.PCs[0] != "10.0.0.5" {
+				t.Errorf("first issuer seen by %v, want 10.0.0.5", is.PCs)
+			}
+		})
 	}
 }

@@ -34,6 +34,9 @@ type Record struct {
 	TLSAlert   string `json:"tls_alert"`
 	TLSIssuer  string `json:"tls_issuer"`
 	TLSSubject string `json:"tls_subject"`
+	// TLSTrusted is the active probe's tls_trusted: whether the chain it
+	// was shown verifies against the tap machine's roots; nil when unknown.
+	TLSTrusted *bool `json:"tls_trusted"`
 	// Listen, Version, Parent and RulesVersion are the start record's.
 	Listen       string `json:"listen"`
 	Version      string `json:"version"`
@@ -129,6 +132,11 @@ func (p *picker) AddBool(k string, v bool) {
 		p.rec.Required = v
 	case "probe":
 		p.rec.Probe = v
+	case "tls_trusted":
+		// Only the active probe's TLS checks carry it: the copy costs
+		// nothing to other events.
+		tt := v
+		p.rec.TLSTrusted = &tt
 	case "express_route":
 		// The exchange's express_route is its rule's flag; only the start
 		// record's is the network's.

@@ -103,9 +103,23 @@ type EndpointSummary struct {
 	ActiveChecks int    `json:"active_checks"`
 	ActiveFailed int    `json:"active_failed"`
 	ActiveLast   string `json:"active_last,omitempty"`
-	// TLSIssuer is the issuer of the certificate a failed handshake showed.
+	// TLSIssuer is the issuer of the certificate a failed handshake showed
+	// (the latest); TLSIssuers lists every one with where it was seen.
 	TLSIssuer   string   `json:"tls_issuer,omitempty"`
+	TLSIssuers  []Issuer `json:"tls_issuers,omitempty"`
 	LastFailure *Failure `json:"last_failure,omitempty"`
+}
+
+// Issuer is one issuer of the certificates failed handshakes with a host
+// showed.
+type Issuer struct {
+	Issuer string `json:"issuer"`
+	// PCs were shown it; ActiveProbe says the tap's active probe was.
+	PCs         []string `json:"pcs"`
+	ActiveProbe bool     `json:"active_probe"`
+	// Trusted is the probe's tls_trusted for it: whether its chain
+	// verifies against the roots of the machine the tap runs on.
+	Trusted *bool `json:"trusted,omitempty"`
 }
 
 // Timeline says when: the host's first exchange, first and last failure,
@@ -305,6 +319,9 @@ func (a *Aggregate) endpoint(h *hostAgg) EndpointSummary {
 		}
 	}
 	slices.SortFunc(e.FailedPCs, compareAddrs)
+	for _, is := range h.issuers {
+		e.TLSIssuers = append(e.TLSIssuers, Issuer{Issuer: is.name, PCs: sortedAddrs(is.pcs), ActiveProbe: is.probe, Trusted: is.trusted})
+	}
 	e.Timeline = Timeline{FirstSeen: utc(h.firstSeen), FirstFailure: utc(h.firstFail), LastFailure: utc(h.lastFail), LastSuccess: utc(h.lastOK)}
 	if h.hasLast {
 		l := h.last
@@ -568,10 +585,49 @@ func (a *Aggregate) facts(p *messages.Printer) []Fact {
 	}
 	slices.Sort(inspected)
 	for _, host := range inspected {
-		out = append(out, Fact{ID: "tls_inspection_issuer", Text: p.T("fact.tls_inspection_issuer",
-			messages.Args{"Host": host, "Issuer": a.hosts[host].issuer})})
+		out = append(out, a.issuerFact(host, p))
 	}
 	return out
+}
+
+// issuerFact joins a host's certificate rejections with their issuers.
+// One issuer: the sentence names it. Several: the PCs (and the active
+// probe) are behind different devices, and each issuer is named with
+// where it was seen, so that the one PC shown another CA's certificate
+// is not read as the whole office's.
+func (a *Aggregate) issuerFact(host string, p *messages.Printer) Fact {
+	h := a.hosts[host]
+	trust := func(is *issuerSeen) string {
+		if is.trusted != nil && !*is.trusted {
+			return " (" + p.T("fact.issuer_untrusted", nil) + ")"
+		}
+		return ""
+	}
+	if len(h.issuers) <= 1 {
+		tr := ""
+		if len(h.issuers) == 1 {
+			tr = trust(h.issuers[0])
+		}
+		return Fact{ID: "tls_inspection_issuer", Text: p.T("fact.tls_inspection_issuer",
+			messages.Args{"Host": host, "Issuer": h.issuer, "Trust": tr})}
+	}
+	items := make([]string, len(h.issuers))
+	for i, is := range h.issuers {
+		var where []string
+		for _, pc := range sortedAddrs(is.pcs) {
+			where = append(where, a.pcName(pc))
+		}
+		where = []string{p.List(where, maxListed)}
+		if len(is.pcs) == 0 {
+			where = nil
+		}
+		if is.probe {
+			where = append(where, p.T("pc.active_probe", nil))
+		}
+		items[i] = p.T("fact.issuer_item", messages.Args{"Issuer": is.name, "Trust": trust(is), "Where": strings.Join(where, p.T("list.separator", nil))})
+	}
+	return Fact{ID: "tls_inspection_issuers", Text: p.T("fact.tls_inspection_issuers",
+		messages.Args{"Host": host, "Count": len(items), "Issuers": strings.Join(items, " / ")})}
 }
 
 // netshAddress is the proxy-server value for netsh: the tap's listen
