@@ -230,6 +230,13 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
+	if lines := r.checks16(); len(lines) > 0 {
+		p("\n## Targets (issue 16: plain small requests, event log to a file), from this run's medians\n\n")
+		p("| workload | target | figure | required | result |\n| --- | --- | --- | --- | --- |\n")
+		for _, line := range lines {
+			p("%s\n", line)
+		}
+	}
 	p("\n## Targets (issue 7), from this run's medians\n\n")
 	p("| target | figure | required | result |\n| --- | --- | --- | --- |\n")
 	for _, line := range r.checks() {
@@ -377,4 +384,37 @@ func (r *report) memory(p func(string, ...any)) {
 			p("| %s | %s | %d | %s | %.1f KiB | %s | %s | %.1fs | %s |\n", t.name, kib(m.idleKiB), pt.open, kib(pt.rssKiB), per, rg, fdsPer, pt.secs, note)
 		}
 	}
+}
+
+// checks16 is issue 16's targets for plain small requests, from both
+// generators: rate ≥ 1.2 × Squid, p99 ≤ 1.2 × Squid's, proxy CPU per
+// request ≤ 0.8 × Squid's; for every m365tap target of the run.
+func (r *report) checks16() []string {
+	var out []string
+	verdict := func(ok bool) string {
+		if ok {
+			return "**met**"
+		}
+		return "**missed**"
+	}
+	for _, wl := range []string{"wrk32", "plain32", "wrk256", "plain256"} {
+		sq, ok := r.summary(wl, "squid")
+		if !ok {
+			continue
+		}
+		for _, t := range r.targets {
+			if t.proxy == nil || t.proxy.events == "" {
+				continue
+			}
+			tap, ok := r.summary(wl, t.name)
+			if !ok {
+				continue
+			}
+			out = append(out,
+				fmt.Sprintf("| %s | %s | req/s %.0f vs %.0f (×%.2f) | ≥ 1.20 | %s |", wl, t.name, tap.value, sq.value, tap.value/sq.value, verdict(tap.value >= 1.2*sq.value)),
+				fmt.Sprintf("| %s | %s | p99 %s vs %s (×%.2f) | ≤ 1.20 | %s |", wl, t.name, fmtDur(tap.p99), fmtDur(sq.p99), float64(tap.p99)/float64(sq.p99), verdict(float64(tap.p99) <= 1.2*float64(sq.p99))),
+				fmt.Sprintf("| %s | %s | CPU per request %.0f vs %.0f µs (×%.2f) | ≤ 0.80 | %s |", wl, t.name, tap.cpuPerOp, sq.cpuPerOp, tap.cpuPerOp/sq.cpuPerOp, verdict(tap.cpuPerOp <= 0.8*sq.cpuPerOp)))
+		}
+	}
+	return out
 }
