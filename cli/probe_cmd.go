@@ -64,7 +64,11 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var roots *x509.CertPool
+			// --ca-file wins over probes.ca_file, which Load has checked.
+			roots, err := cfg.ProbeRoots()
+			if err != nil {
+				return err
+			}
 			if caFile != "" {
 				pem, err := os.ReadFile(caFile)
 				if err != nil {
@@ -86,7 +90,7 @@ func NewProbeCommand(load func() (*config.Config, error)) *cobra.Command {
 		},
 	}
 	cmd.Flags().Var(&format, "format", "output format: table or json")
-	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM file of CA certificates to verify the TLS checks with instead of the system roots")
+	cmd.Flags().StringVar(&caFile, "ca-file", "", "PEM file of CA certificates to verify the TLS checks with instead of the system roots (probes.ca_file)")
 	cmd.Flags().IntVar(&concurrency, "concurrency", probeConcurrency, "checks run at the same time")
 	cmd.Flags().StringArrayVar(&fromLogs, "from-log", nil, "also check every required host a session's log (JSON lines, gzip allowed) saw, the wildcard sets' included (repeatable)")
 	cmd.Flags().StringArrayVar(&hosts, "host", nil, "also check a TLS handshake with this host on port 443 (repeatable): a concrete name for a set the list names only by wildcard, such as a host seen in a session's log")
@@ -242,15 +246,12 @@ func tapOptions(cfg *config.Config, set *rules.Set, events *zap.Logger) (proxy.O
 	}, nil
 }
 
-// probeRoots verify the TLS checks of the running tap's periodic probe;
-// nil means the system roots. Tests point it at their own CA.
-var probeRoots *x509.CertPool
-
 // startProbes runs the active probe through the running tap's server at
 // once and then every interval, until stop is called; interval <= 0 runs
-// nothing. Its events go to the tap's log like any exchange. stop waits for
-// a run in progress to end, so every check is logged before shutdown.
-func startProbes(ctx context.Context, srv *proxy.Server, interval time.Duration) (stop func()) {
+// nothing. Its TLS checks verify against roots (nil: the system's). Its
+// events go to the tap's log like any exchange. stop waits for a run in
+// progress to end, so every check is logged before shutdown.
+func startProbes(ctx context.Context, srv *proxy.Server, interval time.Duration, roots *x509.CertPool) (stop func()) {
 	if interval <= 0 {
 		return func() {}
 	}
@@ -261,7 +262,7 @@ func startProbes(ctx context.Context, srv *proxy.Server, interval time.Duration)
 		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
-			srv.RunChecks(ctx, srv.ProbeChecks(probeRoots), probeConcurrency, nil)
+			srv.RunChecks(ctx, srv.ProbeChecks(roots), probeConcurrency, nil)
 			select {
 			case <-ctx.Done():
 				return

@@ -288,3 +288,34 @@ func TestProbeCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestProbeCAFileFromConfig: probes.ca_file verifies the TLS checks as
+// --ca-file does; only the host whose certificate another CA issued fails,
+// and its event says the chain is not trusted.
+func TestProbeCAFileFromConfig(t *testing.T) {
+	pn := newProbeNet(t)
+	pn.dns.SetA(proxy.NCSIDNSHost, proxy.NCSIDNSv4, proxy.NCSIDNSv6)
+	cfg := pn.config(t, "probes:\n  ca_file: "+pn.caFile+"\n")
+	var out, errOut bytes.Buffer
+	code := Main([]string{"--config", cfg, "probe", "--format", "json"}, &out, &errOut)
+	var doc probeDoc
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if code != 1 || doc.RequiredFailed != 1 {
+		t.Errorf("status %d, required_failed %d; want 1 and 1 (%s only)", code, doc.RequiredFailed, pn.untrusted)
+	}
+	data, err := os.ReadFile(filepath.Join(pn.dir, "events.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := map[string]any{}
+	for _, ev := range testnet.JSONRecords(t, strings.Split(strings.TrimSpace(string(data)), "\n"), "exchange") {
+		if ev["probe_check"] == "tls" {
+			trusted[ev["host"].(string)] = ev["tls_trusted"]
+		}
+	}
+	if trusted[pn.untrusted] != false || trusted["login.microsoftonline.com"] != true {
+		t.Errorf("tls_trusted: %s %v, login.microsoftonline.com %v; want false and true", pn.untrusted, trusted[pn.untrusted], trusted["login.microsoftonline.com"])
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -54,18 +53,11 @@ func TestSessionReport(t *testing.T) {
 	parent := testnet.NewParent(t, testnet.ParentOptions{Mode: testnet.ParentDeny403})
 	logFile := filepath.Join(pn.dir, "events.log")
 	cfgFile := pn.config(t, "listen: 127.0.0.1:0\nparent:\n  url: "+parent.URL().String()+
-		"\nprobes:\n  direct: true\n  interval: 1h\naccess:\n  ports: [80, 443]\n")
+		"\nprobes:\n  direct: true\n  interval: 1h\n  ca_file: "+pn.caFile+"\naccess:\n  ports: [80, 443]\n")
 	cfg, err := config.Load(config.LoadOptions{File: cfgFile, Env: []string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := os.ReadFile(pn.caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	probeRoots = x509.NewCertPool()
-	probeRoots.AppendCertsFromPEM(ca)
-	t.Cleanup(func() { probeRoots = nil })
 	stderr := runSession(t, cfg, logFile, 174, []string{
 		"http://www.msftconnecttest.com/connecttest.txt", // probes.direct: ok
 		"https://login.microsoftonline.com/common/oauth2/authorize",

@@ -61,6 +61,13 @@ func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags
 	}
 	sess.rules = opts.Rules
 	sess.coll.SetNames(cfg.ClientNames())
+	// probes.ca_file is read before the tap listens: a file that cannot
+	// be read stops the start rather than letting the system roots stand
+	// in for it.
+	roots, err := cfg.ProbeRoots()
+	if err != nil {
+		return err
+	}
 	opts.IdleTimeout = cfg.Timeouts.Idle
 	opts.ReadHeaderTimeout = cfg.Timeouts.ReadHeader
 	opts.TunnelLinger = cfg.Timeouts.TunnelLinger
@@ -112,7 +119,7 @@ func runTapWith(ctx context.Context, cfg *config.Config, stderr io.Writer, flags
 	go ruleset.Watch(ctx, cfg, opts.Rules, lg.Events)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	stopProbes := startProbes(ctx, srv, cfg.Probes.Interval)
+	stopProbes := startProbes(ctx, srv, cfg.Probes.Interval, roots)
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:

@@ -2,7 +2,9 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
+	"os"
 	"strings"
 
 	"fmt"
@@ -86,6 +88,30 @@ func (c *Config) ClientNames() map[string]string {
 		}
 	}
 	return m
+}
+
+// ProbeRoots are the CA certificates of probes.ca_file, read now, for the
+// active probe's TLS checks; nil (the system roots) when the key is empty.
+// A file that cannot be read or holds no PEM certificate is a *FieldError
+// naming the key.
+func (c *Config) ProbeRoots() (*x509.CertPool, error) {
+	if c.Probes.CAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.Probes.CAFile)
+	if err != nil {
+		// The reason without the path, which the error names already.
+		reason := err.Error()
+		if inner := errors.Unwrap(err); inner != nil {
+			reason = inner.Error()
+		}
+		return nil, fieldError("probes.ca_file", c.Probes.CAFile, allowProbeCAFile+": "+reason)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fieldError("probes.ca_file", c.Probes.CAFile, allowProbeCAFile+": no PEM certificate in it")
+	}
+	return pool, nil
 }
 
 // AllowInterfaces reports whether access.allow holds the entry

@@ -67,6 +67,11 @@ type Probes struct {
 	Direct bool `mapstructure:"direct"`
 	// Interval runs the active probe every Interval; 0 disables it.
 	Interval time.Duration `mapstructure:"interval"`
+	// CAFile is a PEM file of CA certificates the active probe's TLS
+	// checks verify against instead of the system roots (probe --ca-file
+	// wins); its events' tls_trusted say whether a chain verified. Empty:
+	// the system roots.
+	CAFile string `mapstructure:"ca_file"`
 }
 
 // DNS configures the tap's own resolver for direct routes.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -91,7 +92,7 @@ func TestGoodFixtureSetsEveryKey(t *testing.T) {
 			},
 		},
 		PAC:    PAC{MyIP: "192.0.2.15", Timezone: "Asia/Tokyo", Failover: true, EvalTimeout: 500 * time.Millisecond, Refresh: time.Hour},
-		Probes: Probes{Direct: true, Interval: 5 * time.Minute},
+		Probes: Probes{Direct: true, Interval: 5 * time.Minute, CAFile: "testdata/probe-ca.pem"},
 		DNS:    DNS{Servers: []string{"192.0.2.53:53", "[2001:db8::53]:53"}, Timeout: 2 * time.Second},
 		Hosts:  []string{"login.microsoftonline.com=127.0.0.1", "WWW.MSFTCONNECTTEST.COM.=::1"},
 		Timeouts: Timeouts{
@@ -434,6 +435,7 @@ func TestBadFixtures(t *testing.T) {
 		{"dns_timeout", `config: dns.timeout = "0s": want a duration greater than zero, such as 10s`},
 		{"timeouts_positive", `config: timeouts.response_header = "-1s": want a duration greater than zero, such as 10s`},
 		{"probes_interval", `config: probes.interval = "-5m0s": want zero (no active probe) or a positive duration such as 5m`},
+		{"probes_ca_file", `config: probes.ca_file = " ": want a file path`},
 		{"shutdown_grace", `config: shutdown.grace = "-1s": want zero (stop at once) or a positive duration such as 10s`},
 		{"hosts_format", `config: hosts[0] = "login.microsoftonline.com": want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1`},
 		{"hosts_ip", `config: hosts[0] = "login.microsoftonline.com=127.0.0.300": want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1`},
@@ -616,6 +618,44 @@ func TestHostOverrides(t *testing.T) {
 	if got := c.HostOverrides(); !reflect.DeepEqual(got, want) {
 		t.Errorf("HostOverrides() = %v, want %v", got, want)
 	}
+}
+
+func TestProbeRoots(t *testing.T) {
+	c := mustLoad(t, LoadOptions{File: "testdata/good.yaml"})
+	pool, err := c.ProbeRoots()
+	if err != nil || pool == nil || !pool.Equal(mustPool(t, "testdata/probe-ca.pem")) {
+		t.Errorf("ProbeRoots() = %v, %v; want the pool of testdata/probe-ca.pem", pool, err)
+	}
+	d := Default()
+	if pool, err := d.ProbeRoots(); pool != nil || err != nil {
+		t.Errorf("Default().ProbeRoots() = %v, %v; want nil (the system roots)", pool, err)
+	}
+	// Read where it is used: a file that is missing or holds no
+	// certificate is an error naming the key, never the system roots.
+	for file, want := range map[string]string{
+		"testdata/missing-ca.pem":      `config: probes.ca_file = "testdata/missing-ca.pem": want a PEM file of CA certificates, or empty for the system roots: no such file or directory`,
+		"testdata/parent-password.txt": `config: probes.ca_file = "testdata/parent-password.txt": want a PEM file of CA certificates, or empty for the system roots: no PEM certificate in it`,
+	} {
+		d.Probes.CAFile = file
+		pool, err := d.ProbeRoots()
+		var fe *FieldError
+		if pool != nil || !errors.As(err, &fe) || err.Error() != want {
+			t.Errorf("ProbeRoots(%s) = %v, %v; want %s", file, pool, err, want)
+		}
+	}
+}
+
+func mustPool(t *testing.T, file string) *x509.CertPool {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(b) {
+		t.Fatalf("%s: no certificate", file)
+	}
+	return p
 }
 
 func TestClientNames(t *testing.T) {

@@ -28,6 +28,7 @@ const (
 	allowDuplicatePC   = "want each address once; an earlier entry already names it"
 	allowHost          = "want NAME=IP with a host name and an IP address, such as login.microsoftonline.com=127.0.0.1"
 	allowPositive      = "want a duration greater than zero, such as 10s"
+	allowProbeCAFile   = "want a PEM file of CA certificates, or empty for the system roots"
 	allowInterval      = "want zero (no active probe) or a positive duration such as 5m"
 	allowGrace         = "want zero (stop at once) or a positive duration such as 10s"
 	allowCIDR          = "want a CIDR such as 192.0.2.0/24, a single IP address, or interfaces (the networks of the machine's own interfaces, and loopback)"
@@ -106,6 +107,12 @@ func (c *Config) Validate() error {
 	c.validatePAC(add)
 	if c.Probes.Interval < 0 {
 		add("probes.interval", c.Probes.Interval.String(), allowInterval)
+	}
+	// The file itself is read where it is used (ProbeRoots), as
+	// parent.auth.password_file is: a relative path is the working
+	// directory's, which config check may not share.
+	if c.Probes.CAFile != "" && strings.TrimSpace(c.Probes.CAFile) == "" {
+		add("probes.ca_file", c.Probes.CAFile, allowFile)
 	}
 
 	for i, s := range c.DNS.Servers {
