@@ -460,6 +460,11 @@ func (c *clientConn) Close() error {
 	return c.TCPConn.Close()
 }
 
+// CloseRead is what a tunnel calls once the client's FIN ended its
+// direction: the read side is over already, and shutdown(SHUT_RD) after it
+// changes nothing on the wire, so no system call is made.
+func (c *clientConn) CloseRead() error { return nil }
+
 func (c *clientConn) Read(p []byte) (int, error) {
 	n, err := c.TCPConn.Read(p)
 	if err == io.EOF {

@@ -241,14 +241,16 @@ func (c *tapConn) CloseWrite() error {
 }
 
 // CloseRead is called when the upstream finished sending; the client gets
-// the same linger to finish its side.
+// the same linger to finish its side. The socket is not shut down for
+// reading: the upstream's FIN already ended that direction, and
+// shutdown(SHUT_RD) after it changes nothing on the wire, so the system
+// call is saved.
 func (c *tapConn) CloseRead() error {
-	err := c.TCPConn.CloseRead()
 	c.lingering.Store(true)
 	if c.linger > 0 && c.ex.clientConn != nil {
 		_ = c.ex.clientConn.SetReadDeadline(time.Now().Add(c.linger))
 	}
-	return err
+	return nil
 }
 
 // Close may be called more than once by goproxy (on a copy error and again
