@@ -111,6 +111,7 @@ type Server struct {
 	gp     *goproxy.ProxyHttpServer
 	tr     *http.Transport
 	pool   *upstream.Pool // bodyless plain requests (plainpool.go)
+	certs  certCache      // names of TLS 1.2 leaf certificates seen lately
 	dial   *dialer
 	parent *parentProxy
 	bypass hostPatterns

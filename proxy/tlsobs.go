@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/x509"
 	"strconv"
+	"sync"
 )
 
 // TLS record content types (RFC 8446 §5.1).
@@ -411,6 +412,37 @@ func alertName(d int) string {
 
 // maxCertName bounds an issuer or subject in the event.
 const maxCertName = 256
+
+// certCache keeps the names of the leaf certificates seen lately. A PC's
+// TLS 1.2 tunnels go to a few hosts, each showing the same certificate for
+// months, and parsing one costs more than the rest of the tunnel's
+// observation (BenchmarkCertNames): a tunnel that shows a known certificate
+// pays a map lookup, keyed by the DER itself, which allocates nothing.
+type certCache struct {
+	mu sync.Mutex
+	m  map[string][2]string
+}
+
+// certCacheMax bounds the cache; when it is full it starts again, which
+// costs a parse per certificate once.
+const certCacheMax = 512
+
+func (cc *certCache) names(der []byte) (issuer, subject string) {
+	cc.mu.Lock()
+	n, ok := cc.m[string(der)]
+	cc.mu.Unlock()
+	if ok {
+		return n[0], n[1]
+	}
+	issuer, subject = certNames(der)
+	cc.mu.Lock()
+	if cc.m == nil || len(cc.m) >= certCacheMax {
+		cc.m = make(map[string][2]string)
+	}
+	cc.m[string(der)] = [2]string{issuer, subject}
+	cc.mu.Unlock()
+	return issuer, subject
+}
 
 // certNames reads the issuer and subject of a leaf certificate seen in
 // clear (RFC 2253 form, cut and made printable). Parsed once per tunnel,

@@ -296,7 +296,7 @@ func (c *tapConn) finish() {
 	}
 	ex.tlsVersion = tlsVersionName(c.down.version)
 	if c.down.leaf != nil {
-		ex.tlsIssuer, ex.tlsSubject = certNames(c.down.leaf)
+		ex.tlsIssuer, ex.tlsSubject = ex.srv.certs.names(c.down.leaf)
 		c.down.leaf = nil
 	}
 	o, err := c.verdict()

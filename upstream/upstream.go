@@ -1,15 +1,21 @@
-// Package upstream speaks HTTP/1.1 to a parent proxy on one connection that
-// its caller owns. It exists for the exchanges net/http's Transport cannot
-// carry faithfully: those whose proxy authentication is bound to the
-// connection (NTLM, Negotiate) or must reach the parent unchanged, where the
-// next leg of a handshake has to go out on the very connection that answered
-// 407, and that connection must never serve anybody else.
+// Package upstream speaks HTTP/1.1 on connections its caller owns, on the
+// tap's own goroutine. It exists for the exchanges net/http's Transport
+// cannot carry faithfully, and for the common one it carries at too high a
+// cost:
 //
-// A Conn writes a CONNECT with the client's own headers, or a plain request
-// with Expect: 100-continue honoured; reads the parent's answer; and reads a
-// 407's body to its end, so the connection stays usable for the next leg as
-// the parent meant it. Handshake runs the tap's own authentication
-// (proxyauth.Client) over the same calls.
+//   - To a parent proxy, for exchanges whose proxy authentication is bound
+//     to the connection (NTLM, Negotiate) or must reach the parent
+//     unchanged: the next leg of a handshake has to go out on the very
+//     connection that answered 407, and that connection must never serve
+//     anybody else. A Conn writes a CONNECT with the client's own headers,
+//     or a plain request with Expect: 100-continue honoured; reads the
+//     parent's answer; and reads a 407's body to its end, so the connection
+//     stays usable for the next leg as the parent meant it. Handshake runs
+//     the tap's own authentication (proxyauth.Client) over the same calls.
+//   - To an origin or an anonymous parent, for plain requests without a
+//     body: a Pool keeps idle connections per destination, and Send writes
+//     the request and reads the answer without the Transport's two
+//     goroutines per connection (see Pool).
 //
 // The package knows nothing of exchanges, logs or configuration: the proxy
 // package decides which client connection a Conn belongs to (pinning), when
