@@ -100,6 +100,7 @@ func main() {
 	tapLog := flag.String("tap-log", "", "the event log file of m365tap (default: a file in the work directory); /dev/null to compare")
 	tapBLog := flag.String("tap-b-log", "", "the event log file of the -tap-b target")
 	openRate := flag.Float64("open-rate", 0, "adds the open32 workload: 32 connections sending this many requests per second in total, whatever the answers do (open loop)")
+	flag.BoolVar(&tapStdout, "tap-stdout", true, "m365tap also writes its events to standard output (its default; the harness redirects it to a file on disk); false: only to --log-file")
 	pin := flag.String("pin", "", "PROXY_CPUS/LOAD_CPUS, e.g. 0/1: run the proxies under taskset on the first, the origin and the generator (harness or wrk) on the second")
 	flag.Parse()
 	if *pin != "" {
@@ -327,7 +328,9 @@ func main() {
 				t := targets[(k+r)%len(targets)]
 				s := wl.run(t)
 				rep.results[wl.id][t.name] = append(rep.results[wl.id][t.name], s)
-				fmt.Fprintf(os.Stderr, "  %-8s rep %d %-9s %s (load %.2f, others %.2f cores)\n", wl.id, r+1, t.name, s.short(wl), s.load1, s.foreign())
+				// The end time (Unix seconds) lines a run up with the
+				// proxies' own logs (Squid's access log times each request).
+				fmt.Fprintf(os.Stderr, "  %-8s rep %d %-9s %s (load %.2f, others %.2f cores) end %.3f\n", wl.id, r+1, t.name, s.short(wl), s.load1, s.foreign(), float64(time.Now().UnixMilli())/1e3)
 				time.Sleep(150 * time.Millisecond)
 			}
 		}
@@ -401,6 +404,9 @@ func splitEnv(s string) []string {
 	return out
 }
 
+// tapStdout (-tap-stdout): m365tap's events also go to standard output.
+var tapStdout = true
+
 func tapProc(name, bin string, extraEnv []string, logFile, dir string, lifetime time.Duration, o originInfo) *proxyProc {
 	if bin == "" {
 		return nil
@@ -411,7 +417,10 @@ func tapProc(name, bin string, extraEnv []string, logFile, dir string, lifetime 
 		events, where = logFile, logFile
 	}
 	ports := strings.Join([]string{portOf(o.TLS), portOf(o.Echo), portOf(o.Source), portOf(o.HTTP)}, ",")
-	note := "built from the repository; every event to " + where + " (--log-file, M365TAP_LOG_STDOUT=false), access.ports = the origin's ports, access.max_conns(_per_client)=30000, log.max_size_mb=10000 (no rotation during the run); everything else default"
+	note := "built from the repository; every event to " + where + " (--log-file) and, as by default, to standard output, redirected to a file on disk (" + name + ".out); access.ports = the origin's ports, access.max_conns(_per_client)=30000, log.max_size_mb=10000 (no rotation during the run); everything else default"
+	if !tapStdout {
+		note = "built from the repository; every event to " + where + " (--log-file) and not to standard output (M365TAP_LOG_STDOUT=false); access.ports = the origin's ports, access.max_conns(_per_client)=30000, log.max_size_mb=10000 (no rotation during the run); everything else default"
+	}
 	if len(extraEnv) > 0 {
 		note += "; with " + strings.Join(extraEnv, " ")
 	}
@@ -426,12 +435,15 @@ func tapProc(name, bin string, extraEnv []string, logFile, dir string, lifetime 
 			}
 			p.addr = addr
 			env := cleanEnv(
-				"M365TAP_LOG_STDOUT=false",
 				"M365TAP_ACCESS_PORTS="+ports,
 				"M365TAP_ACCESS_MAX_CONNS=30000",
 				"M365TAP_ACCESS_MAX_CONNS_PER_CLIENT=30000",
 				"M365TAP_LOG_MAX_SIZE_MB=10000",
 			)
+			if !tapStdout {
+				env = append(env, "M365TAP_LOG_STDOUT=false")
+			}
+			// Later entries win (os/exec keeps the last of a duplicated key).
 			env = append(env, extraEnv...)
 			return bounded(lifetime, dir, name+".out", env, bin, "--listen", addr, "--log-file", events)
 		}}
