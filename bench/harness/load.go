@@ -35,6 +35,9 @@ type sample struct {
 	// CPU seconds inside the window.
 	proxyCPU, originCPU, genCPU, machine float64
 	load1                                float64
+	// genPreempt: involuntary context switches of the generator inside
+	// the window: how often the scheduler took the CPU from it.
+	genPreempt int64
 }
 
 func (s sample) opsPerSec() float64 { return float64(s.ops) / s.secs }
@@ -66,11 +69,14 @@ func (w window) ends(en time.Time) bool { return !en.Before(w.t0) && !en.After(w
 // measureCPU samples CPU counters at t0 and t1 while the workers run, and
 // returns a func that fills them in once the workers are done.
 func measureCPU(w window, proxyPID, originPID int) func(*sample) {
-	type snap struct{ proxy, origin, gen, machine float64 }
+	type snap struct {
+		proxy, origin, gen, machine float64
+		preempt                     int64
+	}
 	take := func() snap {
 		// The harness's own tree holds the origin and the proxies: count
 		// the generator alone.
-		return snap{cpuSeconds(proxyPID, true), cpuSeconds(originPID, false), cpuSeconds(os.Getpid(), false), machineBusy()}
+		return snap{cpuSeconds(proxyPID, true), cpuSeconds(originPID, false), cpuSeconds(os.Getpid(), false), machineBusy(), selfPreempt()}
 	}
 	var a, b snap
 	var l1 float64
@@ -86,6 +92,7 @@ func measureCPU(w window, proxyPID, originPID int) func(*sample) {
 	return func(s *sample) {
 		<-done
 		s.proxyCPU, s.originCPU, s.genCPU, s.machine = b.proxy-a.proxy, b.origin-a.origin, b.gen-a.gen, b.machine-a.machine
+		s.genPreempt = b.preempt - a.preempt
 		s.load1 = l1
 		s.secs = w.t1.Sub(w.t0).Seconds()
 	}
@@ -347,6 +354,20 @@ func tlsConfig(o originInfo) *tls.Config {
 // to the TLS origin, full TLS handshake, one GET, close. Direct: the same
 // without the proxy.
 func runTunnels(t target, o originInfo, originPID, conc int, warm, dur time.Duration) sample {
+	return runTunnelsTLS(t, o, originPID, conc, 0, warm, dur)
+}
+
+// runTunnelsByName is runTunnels with CONNECT to the origin's name
+// (origin.bench.test, from the origin's DNS server) instead of its
+// address, as real clients CONNECT: the proxy resolves it per tunnel or
+// answers from its cache.
+func runTunnelsByName(t target, o originInfo, originPID, conc int, warm, dur time.Duration) sample {
+	named := o
+	named.TLS = net.JoinHostPort(tlsServerName, portOf(o.TLS))
+	if t.viaProxy() {
+		// Only the CONNECT names it; the proxy is dialled by address.
+		return runTunnelsTLS(t, named, originPID, conc, 0, warm, dur)
+	}
 	return runTunnelsTLS(t, o, originPID, conc, 0, warm, dur)
 }
 
@@ -632,4 +653,14 @@ func runOpen(t target, o originInfo, originPID, conc int, rate float64, path str
 	s.p50, s.p99 = percentiles(lat)
 	fill(&s)
 	return s
+}
+
+// selfPreempt is the involuntary context switches of this process (all
+// its threads).
+func selfPreempt() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Nivcsw
 }

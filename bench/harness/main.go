@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -65,8 +66,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "origin" {
 		fs := flag.NewFlagSet("origin", flag.ExitOnError)
 		lifetime := fs.Duration("lifetime", 15*time.Minute, "exit after this long")
+		dnsAddr := fs.String("dns", "", "also serve DNS for *.bench.test on this UDP address")
 		_ = fs.Parse(os.Args[2:])
-		if err := runOrigin(*lifetime); err != nil {
+		if err := runOrigin(*lifetime, *dnsAddr); err != nil {
 			fmt.Fprintln(os.Stderr, "origin:", err)
 			os.Exit(1)
 		}
@@ -101,6 +103,7 @@ func main() {
 	tapBLog := flag.String("tap-b-log", "", "the event log file of the -tap-b target")
 	openRate := flag.Float64("open-rate", 0, "adds the open32 workload: 32 connections sending this many requests per second in total, whatever the answers do (open loop)")
 	flag.BoolVar(&tapStdout, "tap-stdout", true, "m365tap also writes its events to standard output (its default; the harness redirects it to a file on disk); false: only to --log-file")
+	byName := flag.Bool("names", false, "serve DNS for *.bench.test from the origin and add the tlsname workload: CONNECT to origin.bench.test, as real clients CONNECT to names")
 	pin := flag.String("pin", "", "PROXY_CPUS/LOAD_CPUS, e.g. 0/1: run the proxies under taskset on the first, the origin and the generator (harness or wrk) on the second")
 	flag.Parse()
 	if *pin != "" {
@@ -159,9 +162,21 @@ func main() {
 		rep.facts = append(rep.facts, "harness flags: "+strings.Join(os.Args[1:], " "))
 	}
 
-	origin, info, originStdin, err := startOrigin(dir, lifetime)
+	dnsAddr := ""
+	if *byName {
+		// Squid asks port 53 only; a loopback address of its own keeps it
+		// apart from any other DNS server on this machine.
+		dnsAddr = "127.0.53.1:53"
+	}
+	origin, info, originStdin, err := startOrigin(dir, lifetime, dnsAddr)
 	if err != nil {
 		fail(err)
+	}
+	squidDNS = ""
+	if info.DNS != "" {
+		h, _, _ := net.SplitHostPort(info.DNS)
+		squidDNS = "dns_nameservers " + h
+		rep.facts = append(rep.facts, "names (-names): the origin's DNS server at "+info.DNS+" answers *.bench.test (A 127.0.0.1, no AAAA, TTL 300 s); m365tap uses it through dns.servers, Squid through dns_nameservers; goproxy and tinyproxy keep the system resolver, which does not know the name (run -names with -only m365tap,squid)")
 	}
 	originPID := origin.Process.Pid
 	var procs, starting []*proxyProc
@@ -291,6 +306,10 @@ func main() {
 				return runTunnelsTLS(t, info, originPID, 32, tls.VersionTLS12, modeWarm, modeDur)
 			}})
 	}
+	if info.DNS != "" {
+		workloads = append(workloads, workload{id: "tlsname", title: "CONNECT origin.bench.test:port (a name the proxy resolves) + TLS 1.3 + one GET + close, 32 clients", unit: "tunnels/s", latency: true,
+			run: func(t target) sample { return runTunnelsByName(t, info, originPID, 32, modeWarm, modeDur) }})
+	}
 	if *openRate > 0 {
 		workloads = append(workloads, workload{id: "open32", title: fmt.Sprintf("plain HTTP, 128 B responses, keep-alive, 32 connections, open loop at %.0f requests/s in total (latency from each request's scheduled start)", *openRate), unit: "req/s", latency: true,
 			run: func(t target) sample { return runOpen(t, info, originPID, 32, *openRate, "/small", modeWarm, modeDur) }})
@@ -404,6 +423,9 @@ func splitEnv(s string) []string {
 	return out
 }
 
+// squidDNS is Squid's dns_nameservers line under -names, else empty.
+var squidDNS string
+
 // tapStdout (-tap-stdout): m365tap's events also go to standard output.
 var tapStdout = true
 
@@ -443,6 +465,9 @@ func tapProc(name, bin string, extraEnv []string, logFile, dir string, lifetime 
 			if !tapStdout {
 				env = append(env, "M365TAP_LOG_STDOUT=false")
 			}
+			if o.DNS != "" {
+				env = append(env, "M365TAP_DNS_SERVERS="+o.DNS)
+			}
 			// Later entries win (os/exec keeps the last of a duplicated key).
 			env = append(env, extraEnv...)
 			return bounded(lifetime, dir, name+".out", env, bin, "--listen", addr, "--log-file", events)
@@ -471,7 +496,7 @@ func squidProc(name, module, conf, dir string, lifetime time.Duration) *proxyPro
 			}
 			_ = os.Chmod(sub, 0o777)
 			cfg := filepath.Join(sub, "squid.conf")
-			if err := render(filepath.Join(conf, "squid.conf.in"), cfg, map[string]string{"PORT": portOf(addr), "DIR": sub, "LOGMODULE": module}); err != nil {
+			if err := render(filepath.Join(conf, "squid.conf.in"), cfg, map[string]string{"PORT": portOf(addr), "DIR": sub, "LOGMODULE": module, "DNS": squidDNS}); err != nil {
 				return nil, err
 			}
 			return bounded(lifetime, dir, name+".out", cleanEnv(), bin, "-N", "-f", cfg)

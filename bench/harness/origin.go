@@ -26,6 +26,7 @@ type originInfo struct {
 	TLS    string `json:"tls"`    // the same handler over TLS (ECDSA P-256, test CA)
 	Echo   string `json:"echo"`   // TCP echo
 	Source string `json:"source"` // TCP source: writes until the peer goes away
+	DNS    string `json:"dns"`    // UDP DNS server for *.bench.test (-names), or ""
 	CAPEM  string `json:"ca_pem"`
 }
 
@@ -47,7 +48,7 @@ var (
 
 // runOrigin serves until standard input closes (the harness went away) or
 // lifetime passes, whichever comes first.
-func runOrigin(lifetime time.Duration) error {
+func runOrigin(lifetime time.Duration, dnsAddr string) error {
 	caCert, caKey, err := newCA()
 	if err != nil {
 		return err
@@ -79,7 +80,17 @@ func runOrigin(lifetime time.Duration) error {
 			}
 		}
 	})
+	var dnsListen string
+	if dnsAddr != "" {
+		pc, err := net.ListenPacket("udp", dnsAddr)
+		if err != nil {
+			return fmt.Errorf("dns: %v", err)
+		}
+		go serveDNS(pc)
+		dnsListen = pc.LocalAddr().String()
+	}
 	info := originInfo{
+		DNS:  dnsListen,
 		HTTP: httpLn.Addr().String(), TLS: tlsLn.Addr().String(),
 		Echo: echoLn.Addr().String(), Source: srcLn.Addr().String(),
 		CAPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caCert.Raw})),

@@ -237,12 +237,12 @@ func load1() float64 {
 
 // startOrigin runs this binary's origin mode as a child and reads its
 // addresses.
-func startOrigin(dir string, lifetime time.Duration) (*exec.Cmd, originInfo, io.Closer, error) {
+func startOrigin(dir string, lifetime time.Duration, dnsAddr string) (*exec.Cmd, originInfo, io.Closer, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, originInfo{}, nil, err
 	}
-	argv := pinned(pinLoad, []string{self, "origin", "-lifetime", lifetime.String()})
+	argv := pinned(pinLoad, []string{self, "origin", "-lifetime", lifetime.String(), "-dns", dnsAddr})
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()

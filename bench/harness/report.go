@@ -64,10 +64,11 @@ type summary struct {
 	load1, others         float64
 	loadLo, loadHi        float64
 	genCores, originCores float64
+	genPreemptK           float64 // generator preemptions per 1,000 operations
 }
 
 func summarize(wl workload, ss []sample) summary {
-	var vals, p50, p99, cpu, cores, l1, oth, gen, orig []float64
+	var vals, p50, p99, cpu, cores, l1, oth, gen, orig, pre []float64
 	var sum summary
 	for _, s := range ss {
 		v := s.value(wl)
@@ -79,6 +80,9 @@ func summarize(wl workload, ss []sample) summary {
 			cpu = append(cpu, s.proxyCPU*1e3/(float64(s.bytes)/1e9)) // ms of CPU per GB
 		case s.ops > 0:
 			cpu = append(cpu, s.proxyCPU*1e6/float64(s.ops)) // µs per op
+		}
+		if s.ops > 0 {
+			pre = append(pre, float64(s.genPreempt)*1e3/float64(s.ops))
 		}
 		cores = append(cores, s.proxyCPU/s.secs)
 		gen = append(gen, s.genCPU/s.secs)
@@ -98,6 +102,7 @@ func summarize(wl workload, ss []sample) summary {
 	sum.cpuPerOp = median(cpu)
 	sum.proxyCores = median(cores)
 	sum.genCores, sum.originCores = median(gen), median(orig)
+	sum.genPreemptK = median(pre)
 	sum.load1, sum.others = median(l1), median(oth)
 	return sum
 }
@@ -332,10 +337,10 @@ func (r *report) generators(p func(string, ...any)) {
 				}
 				return fmt.Sprintf("%.0f µs", x.cpuPerOp)
 			}
-			rows = append(rows, fmt.Sprintf("| %s | %s | %.0f / %.0f | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2f / %.2f |",
+			rows = append(rows, fmt.Sprintf("| %s | %s | %.0f / %.0f | %s / %s | %s / %s | %s / %s | %s / %s | %s / %s | %.2f / %.2f | %.1f / %.1f |",
 				pr[0][3:], t.name, w.value, h.value, fmtDur(w.p99), fmtDur(h.p99), cpuS(w), cpuS(h),
 				vs(w, ws, okw, rate), vs(h, hs, okh, rate), vs(w, ws, okw, p99), vs(h, hs, okh, p99), vs(w, ws, okw, cpu), vs(h, hs, okh, cpu),
-				w.genCores, h.genCores))
+				w.genCores, h.genCores, w.genPreemptK, h.genPreemptK))
 		}
 	}
 	if len(rows) == 0 {
@@ -343,7 +348,8 @@ func (r *report) generators(p func(string, ...any)) {
 	}
 	p("\n## The same shape from two generators: wrk / the harness's client\n\n")
 	p("Plain keep-alive GETs of 128 B, medians of this run; each cell is wrk's figure / the harness's. `generator cores` is the CPU the load generator itself used (wrk: its rusage; the harness: its own process), taken from the same 2 cores as the proxy's.\n\n")
-	p("| connections | target | req/s | p99 | proxy CPU per request | rate ÷ squid | p99 ÷ squid | CPU ÷ squid | generator cores |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	p("`generator preemptions` is the generator's involuntary context switches per 1,000 requests (wrk: its rusage; the harness: getrusage of its process): how often the scheduler took a CPU from it while requests were in flight. wrk gives each of its threads a fixed share of the connections, so one preempted wrk thread delays all of its connections at once; the harness's goroutines move to the other thread.\n\n")
+	p("| connections | target | req/s | p99 | proxy CPU per request | rate ÷ squid | p99 ÷ squid | CPU ÷ squid | generator cores | generator preemptions |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, row := range rows {
 		p("%s\n", row)
 	}

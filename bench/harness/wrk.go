@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -85,6 +86,9 @@ func runWrk(t target, o originInfo, originPID, conc int, path string, dur time.D
 	s.proxyCPU, s.originCPU, s.machine = p1-p0, o1-o0, m1-m0
 	if cmd.ProcessState != nil {
 		s.genCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			s.genPreempt = ru.Nivcsw
+		}
 	}
 	s.secs = el.Seconds()
 	w, perr := parseWrk(out.String())
